@@ -1,0 +1,1 @@
+"""Face corpora: the on-disk format, the synthetic FACS renderer, importers, preprocessing."""
