@@ -11,7 +11,7 @@ Each ``<subject>.npz`` (no pickles) holds, for N frames:
     images      uint8 (N, H, W)   grayscale, H == W == manifest image_size
     occurrence  int8  (N, 12)     0/1 per AU in ``AUS`` order, -1 = not coded (never turned into 0)
     intensity   int8  (N, 12)     0..5 per AU, -1 = not coded
-    sequence    str   (N,)        task / stimulus id ("T1".."T8" for BP4D, "S1".."S8" for DISFA)
+    sequence    str   (N,)        task / stimulus id ("T1".."T8" for BP4D, "V1" for a DISFA video)
     frame       int32 (N,)        frame number inside the sequence
 
 Datasets: ``bp4d`` (all 12 AUs may be coded) and ``disfa`` (only ``DISFA_AUS`` coded; the other

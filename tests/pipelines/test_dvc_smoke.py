@@ -1,0 +1,113 @@
+"""End to end: a real ``dvc repro`` of the whole pipeline on the smoke profile in tmp_path.
+
+Checks the stage graph, that a second ``dvc repro`` does nothing, that the MLflow store holds the
+runs the stats stage read, and that the corpus round-trips through a local DVC remote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+# Smallest roster that still gives every group split of the smoke protocol (2 train, 1 val,
+# >= 1 test per group) enough subjects after the template is excluded.
+SMOKE_ROSTER = ([f"F{i:03d}" for i in range(1, 7)] + [f"M{i:03d}" for i in range(1, 7)]
+                + [f"SN{i:03d}" for i in range(1, 5)])
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "Agg"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    for name in ("deepfn", "pipelines"):
+        shutil.copytree(REPO / name, root / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["profile"] = "smoke"
+    params["synthesize"]["subjects"] = SMOKE_ROSTER
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], root)
+    _run([str(BIN / "dvc"), "init", "-q"], root)
+    _run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
+    _run([str(BIN / "dvc"), "repro"], root)
+    return root
+
+
+def test_repro_builds_every_stage(project: Path) -> None:
+    assert (project / "data/raw/manifest.json").is_file()
+    subjects = set(json.loads((project / "data/raw/manifest.json").read_text())["subjects"])
+    assert subjects == set(SMOKE_ROSTER)
+    for sid in SMOKE_ROSTER:
+        assert (project / f"models/normalizers/{sid}.pt").is_file()
+        assert (project / f"data/normalized/{sid}.npz").is_file()
+    template = json.loads((project / "data/template/template.json").read_text())["subject"]
+    assert template in SMOKE_ROSTER and not template.startswith("SN")
+    manifest = json.loads((project / "results/experiments.json").read_text())
+    assert manifest["runs"]
+    assert (project / "reports/report.md").is_file()
+    assert (project / "reports/table5.csv").is_file()
+    assert (project / "mlruns/mlflow.db").is_file()
+
+
+def test_second_repro_is_a_no_op(project: Path) -> None:
+    out = _run([str(BIN / "dvc"), "repro"], project)
+    assert "Running stage" not in out.stdout, out.stdout
+    status = _run([str(BIN / "dvc"), "status"], project)
+    assert "up to date" in status.stdout.lower()
+
+
+def test_metrics_show_prints_the_headline_numbers(project: Path) -> None:
+    out = _run([str(BIN / "dvc"), "metrics", "show", "--json"], project)
+    data = json.loads(out.stdout)
+    assert data, out.stdout
+
+
+def test_changing_one_subject_reruns_only_its_normalizer(project: Path) -> None:
+    out = _run([str(BIN / "dvc"), "status", "normalize@F001"], project)
+    assert "up to date" in out.stdout.lower()
+    # dvc's dry run lists the stages that would run if F001's preprocessed frames changed
+    target = project / "data/preprocessed/ae/F001.npz"
+    backup = target.read_bytes()
+    try:
+        target.unlink()
+        shutil.copy(project / "data/preprocessed/ae/F002.npz", target)
+        status = _run([str(BIN / "dvc"), "status", "--json"], project).stdout
+        changed = set(json.loads(status))
+        normalizers = {s for s in changed if s.startswith("normalize@")}
+        assert normalizers == {"normalize@F001"}, changed
+    finally:
+        target.unlink()
+        target.write_bytes(backup)
+
+
+def test_corpus_round_trips_through_a_local_remote(project: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    _run([str(BIN / "dvc"), "remote", "add", "-f", "-d", "local", str(remote)], project)
+    _run([str(BIN / "dvc"), "push", "synthesize"], project)
+    before = (project / "data/raw/F001.npz").read_bytes()
+    shutil.rmtree(project / "data/raw")
+    shutil.rmtree(project / ".dvc/cache")
+    _run([str(BIN / "dvc"), "pull", "synthesize"], project)
+    assert (project / "data/raw/F001.npz").read_bytes() == before
