@@ -34,7 +34,8 @@ def _body(args: argparse.Namespace) -> None:
 
     import_corpus(out, bp4d_root=Path(cfg.bp4d_root) if cfg.bp4d_root else None,
                   disfa_root=Path(cfg.disfa_root) if cfg.disfa_root else None,
-                  metadata_csv=Path(cfg.metadata or ""), image_size=cfg.image_size)
+                  metadata_csv=Path(cfg.metadata or ""), image_size=cfg.image_size,
+                  detector=cfg.detector)
     found = set(read_subjects(out / "subjects.csv").index)
     if found != set(cfg.subjects):
         extra, missing = sorted(found - set(cfg.subjects)), sorted(set(cfg.subjects) - found)

@@ -45,6 +45,7 @@ class SynthesizeSettings(_Section):
     bp4d_root: str | None = None
     disfa_root: str | None = None
     metadata: str | None = None
+    detector: Literal["haar", "none"] = "haar"  # licensed: face crop (none = pre-cropped frames)
 
     @field_validator("subjects")
     @classmethod
