@@ -1,0 +1,174 @@
+"""The paper's result figures from the summaries in :mod:`deepfn.stats.tables`.
+
+* ``table5_bars.png``  the four conditions per split, mean +/- SE, the paper's values as markers
+* ``fig4_per_au.png``  person-independent models per AU, original vs DeepFN (paper Fig. 4)
+* ``fig5_gender.png``, ``fig6_skin.png``, ``fig7_dataset.png``  per train -> test groups
+  (paper Figs. 5-7)
+
+Colors are the same everywhere: original data blue, DeepFN orange (as in the paper's Fig. 2
+histograms); dependent (within-group) bars are hatched.  Every bar carries its n; a cell without
+data shows "n/a".  Uses ``matplotlib.figure.Figure`` (no pyplot state, no display needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from deepfn.stats.tables import CONDITION_LABELS, CONDITIONS, SPLIT_LABELS, SPLITS, group_label
+
+__all__ = ["ORIGINAL_COLOR", "DEEPFN_COLOR", "COMBINATION_FIGURES", "fig_table5", "fig_per_au",
+           "fig_combinations", "write_figures"]
+
+ORIGINAL_COLOR = "#4C72B0"
+DEEPFN_COLOR = "#DD8452"
+_COLOR = {"original": ORIGINAL_COLOR, "deepfn": DEEPFN_COLOR}
+_NORM_LABEL = {"original": "original", "deepfn": "DeepFN"}
+COMBINATION_FIGURES = {"gender": "fig5_gender.png", "skin": "fig6_skin.png",
+                       "dataset": "fig7_dataset.png"}
+_DPI = 150
+
+
+def _patch(color: str, label: str, hatch: str = "") -> Patch:
+    """A legend entry drawn like the bars (legends never depend on which bars have data)."""
+    return Patch(facecolor=color, edgecolor="white", hatch=hatch, label=label)
+
+
+_NORM_PATCHES = [_patch(_COLOR[n], _NORM_LABEL[n]) for n in ("original", "deepfn")]
+
+
+def _bars(ax, x: np.ndarray, means: Sequence[float], ses: Sequence[float], ns: Sequence[int],
+          *, color: str, width: float, hatch: str = "") -> None:
+    """Bars with SE whiskers, n written inside each bar, "n/a" where there is no mean."""
+    means = np.asarray(means, dtype=float)
+    ses = np.nan_to_num(np.asarray(ses, dtype=float))
+    ok = np.isfinite(means)
+    ax.bar(x[ok], means[ok], width, yerr=ses[ok], color=color, hatch=hatch,
+           edgecolor="white", linewidth=0.6, capsize=3, error_kw={"elinewidth": 1})
+    box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+    for xi, m, n in zip(x, means, ns, strict=True):
+        ax.text(xi, 1.5, f"n={int(n)}" if np.isfinite(m) else "n/a", rotation=90, ha="center",
+                va="bottom", fontsize=7, color="0.15", bbox=box if np.isfinite(m) else None)
+
+
+def _finish(fig: Figure, ax, top: float, n_groups: int, path: Path) -> None:
+    ax.set_ylim(0, max(80.0, np.ceil(top / 10.0) * 10.0 + 10.0))
+    ax.set_xlim(-0.6, max(n_groups, 1) - 0.4)
+    ax.set_ylabel("score (%): mean of F1 and accuracy")
+    ax.grid(axis="y", color="0.9")
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+
+
+def _top(df: pd.DataFrame, mean: str = "mean", se: str = "se") -> float:
+    vals = (df[mean] + df[se].fillna(0)).to_numpy(dtype=float)
+    return float(np.nanmax(vals)) if np.isfinite(vals).any() else 0.0
+
+
+def fig_table5(cells: pd.DataFrame, path: Path) -> None:
+    fig = Figure(figsize=(10, 5.2))
+    ax = fig.add_subplot()
+    width = 0.2
+    x0 = np.arange(len(SPLITS))
+    paper = {"marker": "D", "color": "black", "markerfacecolor": "white", "linestyle": "",
+             "markersize": 5}  # hollow: the SE whisker stays visible through it
+    legend: list = [Line2D([], [], label="paper (Table 5)", **paper)]
+    for k, cond in enumerate(CONDITIONS):
+        c = cells[cells["condition"] == cond].set_index("split").reindex(list(SPLITS))
+        norm = "deepfn" if cond.startswith("deepfn") else "original"
+        x = x0 + (k - 1.5) * width
+        hatch = "//" if cond.endswith("dependent") and "independent" not in cond else ""
+        _bars(ax, x, c["mean"], c["se"], c["n_obs"].fillna(0), color=_COLOR[norm], width=width,
+              hatch=hatch)
+        ax.plot(x, c["paper"], zorder=3, **paper)
+        legend.append(_patch(_COLOR[norm], CONDITION_LABELS[cond] if norm == "deepfn"
+                             else f"original {cond}", hatch))
+    ax.set_xticks(x0, [SPLIT_LABELS[s] for s in SPLITS])
+    ax.set_xlabel("group split")
+    ax.set_title("Table 5: mean score ± SE per condition\n"
+                 "n = participant observations (run × test participant), printed in each bar",
+                 fontsize=11)
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=5,
+              fontsize=8, frameon=False)
+    _finish(fig, ax, max(_top(cells), float(cells["paper"].max())), len(SPLITS), path)
+
+
+def fig_per_au(per_au: pd.DataFrame, path: Path) -> None:
+    fig = Figure(figsize=(10, 4.8))
+    ax = fig.add_subplot()
+    aus = sorted(per_au["au"].unique())
+    x0 = np.arange(len(aus))
+    width = 0.38
+    for k, norm in enumerate(("original", "deepfn")):
+        s = per_au[per_au["normalization"] == norm].set_index("au").reindex(aus)
+        _bars(ax, x0 + (k - 0.5) * width, s["mean"], s["se"], s["n"].fillna(0),
+              color=_COLOR[norm], width=width)
+    ns = per_au["n"][per_au["n"] > 0]
+    n_text = (f"{int(ns.min())}" if ns.min() == ns.max() else f"{int(ns.min())}–{int(ns.max())}"
+              ) if len(ns) else "0"
+    wide = per_au.pivot(index="au", columns="normalization", values="mean")
+    if {"original", "deepfn"} <= set(wide.columns) and wide.notna().all(axis=1).any():
+        gain = (wide["deepfn"] - wide["original"]).dropna()
+        ax.text(0.01, 0.97, f"DeepFN − original: {gain.mean():+.1f} points on average over "
+                f"{len(gain)} AUs (SD {gain.std(ddof=1) if len(gain) > 1 else 0:.1f})",
+                transform=ax.transAxes, va="top", fontsize=9)
+    ax.set_xticks(x0, aus)
+    ax.set_xlabel("action unit")
+    ax.set_title("Fig. 4: person-independent models per AU, mean ± SE\n"
+                 f"n = runs (run-level test/AUxx/score), {n_text} per bar", fontsize=11)
+    ax.legend(handles=_NORM_PATCHES, loc="upper right", fontsize=9, frameon=False)
+    if not aus:
+        ax.text(0.5, 0.5, "n/a: no person-independent runs", transform=ax.transAxes,
+                ha="center")
+    _finish(fig, ax, _top(per_au) + 5, len(aus), path)
+
+
+def fig_combinations(combos: pd.DataFrame, split: str, path: Path) -> None:
+    s = combos[combos["split"] == split]
+    pairs = list(dict.fromkeys(zip(s["train_group"], s["test_group"], strict=True)))
+    fig = Figure(figsize=(max(6.0, 1.6 * len(pairs) + 2), 4.8))
+    ax = fig.add_subplot()
+    x0 = np.arange(len(pairs))
+    width = 0.38
+    evaluation = s.drop_duplicates(["train_group", "test_group"]).set_index(
+        ["train_group", "test_group"])["evaluation"]
+    within = np.array([evaluation.get(p) == "dependent" for p in pairs], dtype=bool)
+    for k, norm in enumerate(("original", "deepfn")):
+        c = s[s["normalization"] == norm].set_index(["train_group", "test_group"]).reindex(pairs)
+        for mask, hatch in ((within, "//"), (~within, "")):  # within-group bars hatched
+            _bars(ax, (x0 + (k - 0.5) * width)[mask], c["mean"][mask], c["se"][mask],
+                  c["n_obs"].fillna(0)[mask], color=_COLOR[norm], width=width, hatch=hatch)
+    ax.set_xticks(x0, [f"{group_label(a)} → {group_label(b)}\n({evaluation.get((a, b), '')})"
+                       for a, b in pairs])
+    ax.set_xlabel("train group → test group")
+    name = SPLIT_LABELS[split]
+    ax.set_title(f"{name} split: score per train → test combination, mean ± SE\n"
+                 "n = participant observations (run × test participant), printed in each bar",
+                 fontsize=11)
+    ax.legend(handles=[*_NORM_PATCHES, _patch("0.55", "within group (dependent)", "//")],
+              loc="upper right", fontsize=9, frameon=False)
+    if not pairs:
+        ax.text(0.5, 0.5, f"n/a: no {split} runs", transform=ax.transAxes, ha="center")
+    _finish(fig, ax, _top(s) + 8, len(pairs), path)
+
+
+def write_figures(out: Path, cells: pd.DataFrame, per_au: pd.DataFrame,
+                  combos: pd.DataFrame) -> list[Path]:
+    """All five PNGs under ``out``; their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "table5_bars.png", out / "fig4_per_au.png"]
+    fig_table5(cells, paths[0])
+    fig_per_au(per_au, paths[1])
+    for split, name in COMBINATION_FIGURES.items():
+        paths.append(out / name)
+        fig_combinations(combos, split, paths[-1])
+    return paths
+

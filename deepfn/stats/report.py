@@ -1,0 +1,239 @@
+"""Markdown a researcher can paste from: ``table5.md`` and ``report.md``.
+
+Numbers are percent with one decimal (like the paper's Table 5); p-values three decimals or
+"<0.001"; anything that could not be computed is "n/a" with the reason in a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepfn.stats.runs import RunTables, display_uri
+from deepfn.stats.tables import (
+    CONDITION_LABELS,
+    CONDITIONS,
+    FINDING_TESTS,
+    FINDINGS,
+    SPLIT_LABELS,
+    SPLITS,
+    Analysis,
+)
+
+__all__ = ["fmt_pct", "fmt_p", "fmt_p_eq", "table5_markdown", "tests_markdown", "findings_text",
+           "report_markdown", "PAPER_TEST"]
+
+PAPER_TEST = ("two-sample Student's t-test (equal variances; `scipy.stats.ttest_ind(..., "
+              "equal_var=True)`), two-sided, on participant observations")
+_VERDICT = {"yes": "reproduced", "no": "**not reproduced**", "n/a": "n/a (too few observations)"}
+_CORRECTION = {"holm": "Holm", "bonferroni": "Bonferroni", "none": "uncorrected"}
+
+
+def fmt_pct(x: object, signed: bool = False) -> str:
+    v = float(x)  # type: ignore[arg-type]
+    if not np.isfinite(v):
+        return "n/a"
+    return f"{v:+.1f}" if signed else f"{v:.1f}"
+
+
+def fmt_p(p: object) -> str:
+    v = float(p)  # type: ignore[arg-type]
+    if not np.isfinite(v):
+        return "n/a"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def fmt_p_eq(p: object) -> str:
+    """Prose form of :func:`fmt_p`: ``p < 0.001`` or ``p = 0.012``."""
+    text = fmt_p(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
+
+
+def _md(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def table5_markdown(table: pd.DataFrame, correction: str) -> str:
+    """Three tables: means (paper vs ours), findings (corrected p), the n behind each cell."""
+    means = []
+    for _, r in table.iterrows():
+        row: list[object] = [SPLIT_LABELS[r["split"]]]
+        for cond in CONDITIONS:
+            ours, se, n = fmt_pct(r[cond]), fmt_pct(r[f"{cond}_se"]), int(r[f"{cond}_n"])
+            cell = f"{ours} ± {se}" if se != "n/a" else (f"{ours} (n={n})" if n else "n/a")
+            row += [fmt_pct(r[f"paper_{cond}"]), cell]
+        row += [fmt_pct(r["paper_gap"], True), fmt_pct(r["gap"], True)]
+        means.append(row)
+    head = ["Split"]
+    for cond in CONDITIONS:
+        head += [f"{CONDITION_LABELS[cond]} (paper)", "ours ± SE"]
+    head += ["gap (paper)", "gap (ours)"]
+    out = ["Score (%) = mean of per-AU F1 and accuracy at 0.5, averaged per participant; "
+           "ours: mean ± SE over participant observations.", "", _md(head, means), ""]
+    corr = _CORRECTION.get(correction, correction)
+    rows = []
+    for _, r in table.iterrows():
+        row = [SPLIT_LABELS[r["split"]]]
+        for f, spec in FINDING_TESTS.items():
+            verdict = r[f"finding_{f}"]
+            p = r[f"p_{spec.id}_corrected"]
+            dagger = "" if spec.paper_p.get(r["split"]) else " †"
+            row.append(verdict if verdict == "n/a" else f"{verdict} ({fmt_p_eq(p)}){dagger}")
+        rows.append(row)
+    out += [f"Findings reproduced? ({corr}-corrected p of the paper's Student's t-test, "
+            f"alpha = {table['alpha'].iloc[0]:g})", "",
+            _md(["Split"] + [f"({f}) {FINDINGS[f]}" for f in "abcd"], rows), "",
+            "† the paper reports no p-value for this comparison on this split.", ""]
+    n_rows = [[SPLIT_LABELS[r["split"]]]
+              + [f"{int(r[f'{c}_n'])} / {int(r[f'{c}_participants'])} / "
+                 f"{int(r[f'{c}_repetitions'])}" for c in CONDITIONS] for _, r in table.iterrows()]
+    out += ["Observations / unique participants / repetitions behind each cell:", "",
+            _md(["Split"] + [CONDITION_LABELS[c] for c in CONDITIONS], n_rows)]
+    notes = [f"- {SPLIT_LABELS[r['split']]}: {r['note']}" for _, r in table.iterrows()
+             if r["note"]]
+    if notes:
+        out += ["", "Notes:", *notes]
+    return "\n".join(out) + "\n"
+
+
+def tests_markdown(tests: pd.DataFrame) -> str:
+    rows = []
+    for _, t in tests.iterrows():
+        ci = (f"[{fmt_pct(t['diff_ci_low'], True)}, {fmt_pct(t['diff_ci_high'], True)}]")
+        tdf = ("n/a" if not np.isfinite(t["t_student"])
+               else f"t({t['df_student']:.0f}) = {t['t_student']:.2f}")
+        rows.append([SPLIT_LABELS[t["split"]], f"{CONDITION_LABELS[t['a']]} − "
+                     f"{CONDITION_LABELS[t['b']]}", f"({t['finding']})" if t["finding"] else "",
+                     fmt_pct(t["diff"], True), ci, tdf, fmt_p(t["p_student"]),
+                     fmt_p(t["p_corrected"]), fmt_p(t["p_welch"]),
+                     "n/a" if not np.isfinite(t["cohens_d"]) else f"{t['cohens_d']:.2f}",
+                     "n/a" if not np.isfinite(t["hedges_g"]) else f"{t['hedges_g']:.2f}",
+                     fmt_p(t["p_participant_level"]), t["paper_p"] or "—"])
+    head = ["Split", "a − b", "finding", "Δ (points)", "CI of Δ", "Student", "p", "p corrected",
+            "Welch p", "d", "g", "p (participant means)", "paper p"]
+    return _md(head, rows) + "\n"
+
+
+def _test_row(tests: pd.DataFrame, split: str, test: str) -> pd.Series:
+    return tests[(tests["split"] == split) & (tests["test"] == test)].iloc[0]
+
+
+def _why(test: pd.Series) -> str:
+    return str(test["note"]).removeprefix("n/a: ") or "no data"
+
+
+def findings_text(a: Analysis) -> list[str]:
+    """One paragraph per split, the findings in words."""
+    corr = _CORRECTION.get(a.correction, a.correction)
+    paras = []
+    for _, r in a.table5.iterrows():
+        split = r["split"]
+        gap = _test_row(a.tests, split, "gap")
+        words = [f"**{SPLIT_LABELS[split]}.**"]
+        if all(r[f"{c}_n"] == 0 for c in CONDITIONS):
+            paras.append(f"{words[0]} No runs for this split: every cell and finding is n/a.")
+            continue
+        if r["finding_a"] == "n/a":
+            words.append(f"(a) n/a: {_why(gap)}.")
+        else:
+            words.append(
+                f"On original data, dependent models scored {fmt_pct(r['dependent'])}% and "
+                f"independent models {fmt_pct(r['independent'])}%: a gap of "
+                f"{fmt_pct(r['gap'], True)} points (CI {fmt_pct(r['gap_ci_low'], True)} to "
+                f"{fmt_pct(r['gap_ci_high'], True)}; Student's t({gap['df_student']:.0f}) = "
+                f"{gap['t_student']:.2f}, {fmt_p_eq(gap['p_student'])}, {corr}-corrected "
+                f"{fmt_p_eq(gap['p_corrected'])}, d = {gap['cohens_d']:.2f}; paper: "
+                f"{fmt_pct(r['paper_gap'], True)} points) — (a) {_VERDICT[r['finding_a']]}.")
+        for f, text in (("b", "DeepFN moved independent models to"),
+                        ("c", "DeepFN independent vs original dependent:"),
+                        ("d", "DeepFN dependent vs original dependent:")):
+            t = _test_row(a.tests, split, FINDING_TESTS[f].id)
+            if r[f"finding_{f}"] == "n/a":
+                words.append(f"({f}) n/a: {_why(t)}.")
+                continue
+            lead = (f"{text} {fmt_pct(t['mean_a'])}% ({fmt_pct(t['diff'], True)} points"
+                    if f == "b" else f"{text} {fmt_pct(t['diff'], True)} points (")
+            sep = ", " if f == "b" else ""
+            words.append(f"{lead}{sep}{corr}-corrected {fmt_p_eq(t['p_corrected'])}) — "
+                         f"({f}) {_VERDICT[r[f'finding_{f}']]}.")
+        paras.append(" ".join(words))
+    return paras
+
+
+def _provenance(tables: RunTables) -> list[list[object]]:
+    runs = tables.runs
+    parts = tables.participants
+    man = tables.manifest
+    by_split = ", ".join(f"{s} {int((runs['group'] == s).sum())}" for s in SPLITS) if len(
+        runs) else "none"
+    reps = parts["repetition"].nunique() if len(parts) else 0
+    return [
+        ["tracking store", f"`{display_uri(tables.uri)}`, experiment `{tables.experiment}`"],
+        ["selection", f"run ids of `{man.path}` (sha256 `{man.sha256[:12]}`)" if man else
+         f"FINISHED model runs, filter `{tables.filter_string or '(none)'}`"],
+        ["profile", ", ".join(tables.distinct("profile")) or "unknown"],
+        ["data version", ", ".join(tables.distinct("data_version"))
+         or (man.data_version if man and man.data_version else "unknown")],
+        ["git commit (experiments)", ", ".join(tables.distinct("git_commit")) or "unknown"],
+        ["model runs", f"{len(runs)} ({by_split})"],
+        ["participant observations", f"{len(parts)} (run × test participant pairs)"],
+        ["unique participants", parts["participant"].nunique() if len(parts) else 0],
+        ["repetitions", reps],
+    ]
+
+
+def report_markdown(a: Analysis, tables: RunTables, *, figures: Sequence[str],
+                    stats_run_id: str | None = None) -> str:
+    corr = _CORRECTION.get(a.correction, a.correction)
+    family = int(a.tests["family_size"].iloc[0]) if len(a.tests) else 0
+    prov = _provenance(tables) + [
+        ["tests", f"the paper's {PAPER_TEST}; {corr} correction over the family of {family} "
+                  f"tests; alpha = {a.alpha:g}; CIs at {100 * (1 - a.alpha):g}%"]]
+    if stats_run_id:
+        prov.append(["MLflow stats run", f"`{stats_run_id}` (experiment `deepfn-stats`)"])
+    out = ["# DeepFN reproduction: Table 5, tests and figures", "",
+           "Generated by the `stats` stage (`deepfn stats`) from the experiments stage's MLflow "
+           "runs. Scores are percent: per AU the mean of F1 and accuracy at threshold 0.5, "
+           "averaged over AUs per test participant (paper §4.3).", "",
+           "## What was run", "", _md(["", ""], prov), ""]
+    for key in ("profile", "data_version", "git_commit"):
+        if len(tables.distinct(key)) > 1:
+            out += [f"> **Warning:** the runs come from {len(tables.distinct(key))} different "
+                    f"`{key}` values and are pooled; select one with the manifest or a filter.",
+                    ""]
+    out += ["## Table 5: paper vs ours", "", table5_markdown(a.table5, a.correction),
+            "## Findings", "", *[p + "\n" for p in findings_text(a)],
+            "## Figures", ""]
+    captions = {"table5_bars.png": "The four conditions per split (paper values as diamonds).",
+                "fig4_per_au.png": "Paper Fig. 4: person-independent models per AU.",
+                "fig5_gender.png": "Paper Fig. 5: gender train → test combinations.",
+                "fig6_skin.png": "Paper Fig. 6: skin-type train → test combinations.",
+                "fig7_dataset.png": "Paper Fig. 7: dataset train → test combinations."}
+    for f in figures:
+        name = f.rsplit("/", 1)[-1]
+        out += [f"![{captions.get(name, name)}]({f})", "", f"*{captions.get(name, name)}*", ""]
+    out += ["## All tests", "", tests_markdown(a.tests),
+            "## Method notes", "",
+            f"- **The paper's test** is the {PAPER_TEST}, significant at p < 0.05. It is the "
+            "`p` column; findings use its corrected value (`p corrected`).",
+            "- **Beyond the paper**: Welch's test (unequal variances), Cohen's d (pooled SD) and "
+            "Hedges' g (exact small-sample correction), CIs of means and differences, the "
+            f"{corr} correction across all {family} tests, and Student's test on participant "
+            "means (each unique participant once) as a check against pseudo-replication.",
+            "- **Participant observation** = one (run, participant) pair. A participant tested in "
+            "several runs (repetitions, or several models of a condition) counts once per run, as "
+            "in the paper; the observations are therefore not independent and the paper's "
+            "p-values are optimistic. Compare with `p (participant means)`.",
+            "- Findings (c) and (d) are *absence of a significant drop*, not evidence of "
+            "equivalence; with few observations they hold easily.",
+            "- The paper reports no p-value for (c) on the gender and dataset splits; our verdict "
+            "there has no published counterpart."]
+    notes = list(tables.notes) + [f"{r['split']} / {r['test']}: {r['note']}"
+                                  for _, r in a.tests.iterrows() if r["note"]]
+    if notes:
+        out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,138 @@
+"""``run_stats``: the stats stage end to end.
+
+    runs = fetch_runs(...)                 # MLflow search API, paginated
+    analysis = analyse(...)                # cells, t-tests, Table 5, findings, Figs. 4-7 data
+    build every output in a temp dir       # CSVs, markdown, PNGs, metrics.json, plots/
+    log them to a run in `deepfn-stats`    # same files as artifacts, headline numbers as metrics
+    move them into place                   # file by file (os.replace), others' files untouched
+
+Outputs under ``out_dir`` (see :data:`OUTPUTS`): ``table5.csv``, ``table5.md``, ``tests.csv``,
+``report.md``, ``metrics.json``, ``figures/*.png``, ``plots/*.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from deepfn.config.settings import Settings, StatsSettings
+from deepfn.errors import DeepFNError
+from deepfn.stats.figures import write_figures
+from deepfn.stats.report import report_markdown, table5_markdown
+from deepfn.stats.runs import PAGE_SIZE, RunTables, display_uri, fetch_runs
+from deepfn.stats.tables import Analysis, analyse, headline_metrics, plot_frames
+from deepfn.tracking import EXPERIMENT_STATS, common_tags, run_key, start_run
+
+__all__ = ["OUTPUTS", "run_stats", "write_outputs"]
+
+OUTPUTS = ("table5.csv", "table5.md", "tests.csv", "report.md", "metrics.json",
+           "figures/table5_bars.png", "figures/fig4_per_au.png", "figures/fig5_gender.png",
+           "figures/fig6_skin.png", "figures/fig7_dataset.png", "plots/table5.csv",
+           "plots/per_au.csv", "plots/combinations.csv")
+
+
+def _stats_settings(settings: StatsSettings | Settings | None) -> StatsSettings:
+    if settings is None:
+        return StatsSettings()
+    return settings.stats if isinstance(settings, Settings) else settings
+
+
+def _counts(tables: RunTables) -> dict[str, int]:
+    p = tables.participants
+    return {"n_runs": len(tables.runs), "n_observations": len(p),
+            "n_participants": int(p["participant"].nunique()) if len(p) else 0,
+            "n_repetitions": int(p["repetition"].nunique()) if len(p) else 0}
+
+
+def write_outputs(tmp: Path, tables: RunTables, a: Analysis,
+                  stats_run_id: str | None = None) -> dict[str, Any]:
+    """Write every file of :data:`OUTPUTS` under ``tmp``; the headline metrics."""
+    (tmp / "plots").mkdir(parents=True, exist_ok=True)
+    # 6 significant digits: tiny p-values stay visible (not 0.0)
+    a.table5.to_csv(tmp / "table5.csv", index=False, float_format="%.6g")
+    a.tests.to_csv(tmp / "tests.csv", index=False, float_format="%.6g")
+    (tmp / "table5.md").write_text("# Table 5: paper vs ours\n\n"
+                                   + table5_markdown(a.table5, a.correction))
+    for name, df in plot_frames(a.cells, a.per_au, a.combinations).items():
+        df.to_csv(tmp / "plots" / f"{name}.csv", index=False)
+    figures = write_figures(tmp / "figures", a.cells, a.per_au, a.combinations)
+    (tmp / "report.md").write_text(report_markdown(
+        a, tables, figures=[f"figures/{p.name}" for p in figures], stats_run_id=stats_run_id))
+    metrics = headline_metrics(a.table5, _counts(tables))
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
+def _flat(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        elif isinstance(v, int | float):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def _move_into_place(tmp: Path, out: Path) -> list[str]:
+    moved = []
+    for rel in OUTPUTS:
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / rel, dest)
+        moved.append(str(dest))
+    return moved
+
+
+def run_stats(manifest_path: str | Path | None, out_dir: str | Path = "reports",
+              uri: str | None = None, settings: StatsSettings | Settings | None = None,
+              filter: str | None = None, *, max_results: int = PAGE_SIZE) -> dict[str, Any]:
+    """Table 5, the tests, the figures and the report from the experiments' MLflow runs.
+
+    ``manifest_path`` (``results/experiments.json``) selects its run ids; ``None`` selects all
+    FINISHED model runs of ``deepfn-au`` matching ``filter`` (an MLflow filter string such as
+    ``"tags.profile = 'paper'"``).  ``uri``: tracking URI (``MLFLOW_TRACKING_URI`` wins; default:
+    the manifest's, then the project store).  Returns the headline metrics, the files written,
+    the stats run id and the fetch time.
+    """
+    s = _stats_settings(settings)
+    tables = fetch_runs(uri, manifest_path, filter, max_results=max_results)
+    a = analyse(tables.participants, tables.per_au, alpha=s.alpha, correction=s.correction)
+    man = tables.manifest
+    data_version = ",".join(tables.distinct("data_version")) or (
+        man.data_version if man and man.data_version else "unknown")
+    tags = {**common_tags(stage="stats", profile=",".join(tables.distinct("profile")) or
+                          "unknown", data_version=data_version),
+            "source_experiment": tables.experiment, "source_uri": display_uri(tables.uri),
+            "manifest": man.path if man else "", "manifest_sha256": man.sha256 if man else "",
+            "filter": tables.filter_string, "n_runs": str(len(tables.runs)),
+            "run_key": run_key(manifest=man.sha256 if man else None, filter=tables.filter_string,
+                               alpha=s.alpha, correction=s.correction)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with start_run(EXPERIMENT_STATS, run_name="stats", tags=tags,
+                       params={"stats.alpha": s.alpha, "stats.correction": s.correction,
+                               "filter": tables.filter_string}, uri=tables.uri) as run:
+            tmp = Path(tempfile.mkdtemp(prefix=".stats.", suffix=".tmp", dir=out))
+            try:
+                metrics = write_outputs(tmp, tables, a, run.info.run_id)
+                mlflow.log_metrics(_flat(metrics))
+                mlflow.log_artifacts(str(tmp))
+                files = _move_into_place(tmp, out)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except MlflowException as exc:  # e.g. a server-only artifact store reached through sqlite
+        first = str(exc).strip().splitlines()[0].split(". ")[0][:300]
+        raise DeepFNError(f"cannot log the stats run to {display_uri(tables.uri)}: {first}; "
+                          "nothing was written") from None
+    findings = a.table5.set_index("split")[[f"finding_{f}" for f in "abcd"]]
+    return {"metrics": metrics, "files": files, "mlflow_run_id": run.info.run_id,
+            "fetch_seconds": tables.seconds, "findings": findings.to_dict(orient="index"),
+            **_counts(tables)}

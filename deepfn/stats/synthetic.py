@@ -1,0 +1,187 @@
+"""A fake ``deepfn-au`` store that follows the experiments stage's logging contract.
+
+For the stats tests, the pagination benchmark and trying the report without training anything::
+
+    python -m deepfn.stats.synthetic --uri sqlite:////tmp/fake/mlflow.db \\
+        --manifest /tmp/fake/experiments.json --repetitions 20
+    MLFLOW_TRACKING_URI=sqlite:////tmp/fake/mlflow.db \\
+        python pipelines/stats.py --manifest /tmp/fake/experiments.json --out /tmp/fake/reports
+
+Scores are drawn around the paper's Table 5 means (``gap_scale=0`` makes all four conditions of a
+split equal: the negative control).  One run is what the experiments stage logs for one trained
+model x test group: the tags of :data:`deepfn.stats.runs.RUN_TAGS`, ``participant/<s>/score``
+(+ ``/f1``, ``/accuracy``), ``test/AUxx/...``, ``test/score`` and per-epoch ``train_loss`` /
+``val_f1``; parent runs (``kind=condition``) hold no scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from deepfn.data.corpus import AUS, DISFA_AUS
+from deepfn.tracking import EXPERIMENT_AU, client, experiment_id, run_key
+from deepfn.utils.io import write_json
+
+__all__ = ["AU_NAMES", "DISFA_AU_NAMES", "log_model_run", "write_synthetic_store", "main"]
+
+AU_NAMES: tuple[str, ...] = tuple(f"AU{a:02d}" for a in AUS)
+DISFA_AU_NAMES: tuple[str, ...] = tuple(f"AU{a:02d}" for a in DISFA_AUS)
+
+# The paper's Table 5 (fractions): independent, dependent, DeepFN-independent, DeepFN-dependent.
+_PAPER = {"person": (0.550, 0.603, 0.596, 0.614), "gender": (0.526, 0.550, 0.577, 0.602),
+          "skin": (0.499, 0.552, 0.574, 0.587), "dataset": (0.446, 0.540, 0.511, 0.615)}
+# Train/test groups per split; the person split uses "others" / "self".
+_SPLIT_GROUPS = {"gender": ("F", "M"), "skin": ("lighter", "darker"), "dataset": ("bp4d", "disfa")}
+# A per-test-group offset (the paper: testing on women / darker skin scored higher).
+_TEST_OFFSET = {"F": 0.015, "M": -0.015, "darker": 0.015, "lighter": -0.015, "bp4d": 0.0,
+                "disfa": 0.0}
+
+
+def _metrics(prefix: str, score: float, spread: float) -> dict[str, float]:
+    """score = mean(F1, accuracy): F1 below it, accuracy above it."""
+    return {f"{prefix}/score": score, f"{prefix}/f1": score - spread,
+            f"{prefix}/accuracy": score + spread}
+
+
+def log_model_run(c, experiment: str, *, tags: Mapping[str, str],
+                  participants: Mapping[str, float], aus: Mapping[str, float] | None = None,
+                  epochs: int = 0, status: str = "FINISHED") -> str:
+    """Log one model run (scores are fractions) the way the experiments stage does; its id."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    run = c.create_run(experiment, tags={"kind": "model", "stage": "experiments", **tags})
+    values: dict[str, float] = {}
+    for subject, score in participants.items():
+        values.update(_metrics(f"participant/{subject}", float(score), 0.1))
+    for au, score in (aus or {}).items():
+        values.update(_metrics(f"test/{au}", float(score), 0.1))
+    if participants:
+        values.update(_metrics("test", float(np.mean(list(participants.values()))), 0.1))
+    values.update({"best_epoch": float(max(epochs - 1, 0)), "n_aus_without_positives": 0.0})
+    metrics = [Metric(k, v, now, 0) for k, v in values.items()]
+    metrics += [Metric(name, 1.0 / (e + 1), now, e) for e in range(epochs)
+                for name in ("train_loss", "val_f1")]
+    for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
+        c.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
+    c.set_terminated(run.info.run_id, status=status)
+    return run.info.run_id
+
+
+def _roster() -> dict[str, dict[str, str]]:
+    """30 subjects: F/M (BP4D) and SN (DISFA), with gender and a skin group (or none)."""
+    out: dict[str, dict[str, str]] = {}
+    for i in range(1, 11):
+        for prefix, dataset in (("F", "bp4d"), ("M", "bp4d"), ("SN", "disfa")):
+            gender = prefix if prefix != "SN" else ("F" if i % 2 else "M")
+            skin = "lighter" if i <= 4 else ("darker" if i >= 6 else "")
+            out[f"{prefix}{i:03d}"] = {"gender": gender, "skin": skin, "dataset": dataset}
+    return out
+
+
+def _pool(roster: Mapping[str, Mapping[str, str]], split: str, group: str) -> list[str]:
+    if split == "person":  # "others" / "self": all BP4D subjects
+        return [s for s, m in roster.items() if m["dataset"] == "bp4d"]
+    key = {"gender": "gender", "skin": "skin", "dataset": "dataset"}[split]
+    pool = [s for s, m in roster.items() if m[key] == group]
+    return pool if split == "dataset" else [s for s in pool if roster[s]["dataset"] == "bp4d"]
+
+
+def _combos(split: str) -> list[tuple[str, str, str]]:
+    """(evaluation, train_group, test_group) of one repetition of one split."""
+    if split == "person":
+        return [("independent", "others", "others"), ("dependent", "self", "self")]
+    a, b = _SPLIT_GROUPS[split]
+    return [("dependent" if tr == te else "independent", tr, te)
+            for tr, te in ((a, a), (b, b), (a, b), (b, a))]
+
+
+def write_synthetic_store(uri: str, *, repetitions: int = 3, seed: int = 0,
+                          gap_scale: float = 1.0, epochs: int = 0,
+                          splits: Sequence[str] = tuple(_PAPER),
+                          manifest: str | Path | None = None) -> list[dict[str, object]]:
+    """Fill experiment ``deepfn-au`` at ``uri``; return the manifest entries (+ write them).
+
+    ``repetitions`` x 2 normalizations x 14 child runs (2 person, 4 per other split), plus one
+    parent run per split x normalization x repetition.
+    """
+    rng = np.random.default_rng(seed)
+    c = client(uri)
+    exp = experiment_id(EXPERIMENT_AU, uri)
+    roster = _roster()
+    person_effect = {s: rng.normal(0.0, 0.03) for s in roster}
+    au_offset = {au: rng.normal(0.0, 0.05) for au in AU_NAMES}
+    entries: list[dict[str, object]] = []
+    common = {"profile": "synthetic", "data_version": "synthetic", "git_commit": "synthetic"}
+    for split in splits:
+        indep, dep, dfn_indep, dfn_dep = _PAPER[split]
+        for norm in ("original", "deepfn"):
+            means = {"independent": dfn_indep if norm == "deepfn" else indep,
+                     "dependent": dfn_dep if norm == "deepfn" else dep}
+            means = {k: indep + gap_scale * (v - indep) for k, v in means.items()}
+            for rep in range(repetitions):
+                split_seed = seed * 100_000 + rep
+                parent = c.create_run(exp, tags={"kind": "condition", "group": split,
+                                                 "normalization": norm, "repetition": str(rep),
+                                                 **common}).info.run_id
+                for evaluation, train_group, test_group in _combos(split):
+                    order = [str(s) for s in rng.permutation(_pool(roster, split, train_group))]
+                    train, val = order[:4], order[4:6]
+                    if evaluation == "dependent" and split == "person":
+                        test = order[:6]  # "self": held-out frames of the people trained on
+                    else:
+                        test = [str(s) for s in rng.permutation(_pool(roster, split, test_group))
+                                if s not in train + val]
+                    base = means[evaluation] + gap_scale * _TEST_OFFSET.get(test_group, 0.0)
+                    scores = {s: float(np.clip(base + gap_scale * person_effect[s]
+                                               + rng.normal(0.0, 0.03), 0.0, 1.0)) for s in test}
+                    au_names = DISFA_AU_NAMES if split == "dataset" else AU_NAMES
+                    gain = 0.0 if norm == "original" else 0.02
+                    aus = {au: float(np.clip(base + au_offset[au] + gain * (i % 4)
+                                             + rng.normal(0.0, 0.02), 0.0, 1.0))
+                           for i, au in enumerate(au_names)}
+                    key = run_key(split=split, norm=norm, rep=rep, train=train_group,
+                                  test=test_group, seed=seed)
+                    tags = {"group": split, "evaluation": evaluation, "normalization": norm,
+                            "train_group": train_group, "test_group": test_group,
+                            "repetition": str(rep), "split_seed": str(split_seed),
+                            "train_subjects": ",".join(train), "val_subjects": ",".join(val),
+                            "test_subjects": ",".join(test), "run_key": key, "model_key": key,
+                            "mlflow.parentRunId": parent, **common}
+                    run_id = log_model_run(c, exp, tags=tags, participants=scores, aus=aus,
+                                           epochs=epochs)
+                    entries.append({"run_id": run_id, "run_key": key, "group": split,
+                                    "evaluation": evaluation, "train_group": train_group,
+                                    "test_group": test_group, "normalization": norm,
+                                    "repetition": rep, "split_seed": split_seed})
+                c.set_terminated(parent)
+    if manifest is not None:
+        write_json(manifest, {"experiment": EXPERIMENT_AU, "tracking_uri": uri,
+                              "data_version": "synthetic", "runs": entries})
+    return entries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--uri", required=True, help="tracking URI, e.g. sqlite:////tmp/x/mlflow.db")
+    p.add_argument("--manifest", help="write a results/experiments.json-style manifest here")
+    p.add_argument("--repetitions", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=10, help="per-epoch history length")
+    p.add_argument("--gap-scale", type=float, default=1.0, help="0 = negative control")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    entries = write_synthetic_store(args.uri, repetitions=args.repetitions, seed=args.seed,
+                                    gap_scale=args.gap_scale, epochs=args.epochs,
+                                    manifest=args.manifest)
+    print(f"logged {len(entries)} model runs in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

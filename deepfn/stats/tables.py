@@ -1,0 +1,328 @@
+"""Table 5, the family of t-tests, the findings, Fig. 4-7 data: pure pandas on the tidy tables.
+
+Definitions (scores in %, as in the paper):
+
+* **condition** of a run: ``independent`` / ``dependent`` (original data) and
+  ``deepfn_independent`` / ``deepfn_dependent`` (normalized), from the tags ``normalization``
+  and ``evaluation``; a **split** is the ``group`` tag (person, gender, skin, dataset).
+* **participant observation**: one (run, participant) pair, the participant's score in that run
+  (its AU scores averaged).  A participant tested in k runs of a cell counts k times, as in the
+  paper ("average and standard deviation across all the participants"); cells also report the
+  unique participants and repetitions behind them.
+* **tests** per split (``TESTS``), each two-sided on participant observations; the family for the
+  correction is every test of every split.  Findings (a)-(d) use the corrected Student p-values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from deepfn.stats.tests import adjust, compare, describe
+
+__all__ = [
+    "SPLITS", "CONDITIONS", "CONDITION_LABELS", "SPLIT_LABELS", "PAPER_TABLE5", "TESTS",
+    "FINDINGS", "FINDING_TESTS", "TestSpec", "with_conditions", "cell_summary", "run_tests",
+    "findings", "table5", "gap_is_significant", "combination_summary", "per_au_summary",
+    "group_label", "headline_metrics", "plot_frames", "Analysis", "analyse",
+]
+
+SPLITS = ("person", "gender", "skin", "dataset")
+CONDITIONS = ("independent", "dependent", "deepfn_independent", "deepfn_dependent")
+CONDITION_LABELS = {"independent": "independent", "dependent": "dependent",
+                    "deepfn_independent": "DeepFN independent",
+                    "deepfn_dependent": "DeepFN dependent"}
+SPLIT_LABELS = {"person": "Person", "gender": "Gender", "skin": "Skin type",
+                "dataset": "Dataset"}
+_GROUP_ORDER = {"person": ("others", "self"), "gender": ("F", "M"),
+                "skin": ("lighter", "darker"), "dataset": ("bp4d", "disfa")}
+_GROUP_LABELS = {"bp4d": "BP4D", "disfa": "DISFA"}
+
+# Hernandez et al., Table 5 (%): independent, dependent, DeepFN independent, DeepFN dependent.
+PAPER_TABLE5: dict[str, dict[str, float]] = {
+    split: dict(zip(CONDITIONS, values, strict=True)) for split, values in {
+        "person": (55.0, 60.3, 59.6, 61.4), "gender": (52.6, 55.0, 57.7, 60.2),
+        "skin": (49.9, 55.2, 57.4, 58.7), "dataset": (44.6, 54.0, 51.1, 61.5)}.items()}
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One comparison per split: condition a vs condition b (difference a - b)."""
+
+    id: str
+    a: str
+    b: str
+    finding: str | None
+    paper_p: Mapping[str, str]  # what §5 reports per split ("" = not reported)
+
+
+TESTS = (
+    TestSpec("gap", "dependent", "independent", "a",
+             {"person": "<0.001", "gender": "0.009", "skin": "0.025", "dataset": "<0.001"}),
+    TestSpec("deepfn_gain_independent", "deepfn_independent", "independent", "b",
+             {"person": "<0.001", "gender": "<0.001", "skin": "<0.001", "dataset": "<0.001"}),
+    TestSpec("deepfn_independent_vs_dependent", "deepfn_independent", "dependent", "c",
+             {"person": "0.375", "skin": "0.290"}),
+    TestSpec("deepfn_gain_dependent", "deepfn_dependent", "dependent", "d",
+             {"person": "0.388", "gender": "<0.001", "skin": "0.110", "dataset": "<0.001"}),
+    TestSpec("deepfn_gap", "deepfn_dependent", "deepfn_independent", None,
+             {"dataset": "<0.001"}),
+)
+FINDINGS = {
+    "a": "gap: dependent > independent on original data, significantly",
+    "b": "DeepFN raises independent significantly",
+    "c": "DeepFN independent reaches original dependent (not significantly lower)",
+    "d": "DeepFN does not hurt dependent (not significantly lower)",
+}
+FINDING_TESTS = {t.finding: t for t in TESTS if t.finding}  # "a" -> the gap test, ...
+
+
+def group_label(value: str) -> str:
+    return _GROUP_LABELS.get(value, value)
+
+
+def with_conditions(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``split`` (the ``group`` tag) and ``condition``; scores become percent."""
+    out = df.copy()
+    out["split"] = out["group"]
+    prefix = out["normalization"].map({"original": "", "deepfn": "deepfn_"})
+    evaluation = out["evaluation"].where(out["evaluation"].isin(("dependent", "independent")))
+    out["condition"] = prefix + evaluation
+    for col in ("score", "f1", "accuracy"):
+        if col in out:
+            out[col] = out[col] * 100.0
+    return out
+
+
+def _cells(obs: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    return {key: g for key, g in obs.groupby(["split", "condition"], sort=False)}
+
+
+def _describe_cell(g: pd.DataFrame | None, confidence: float) -> dict[str, object]:
+    if g is None or g.empty:
+        return {"n_obs": 0, "n_participants": 0, "n_repetitions": 0, "n_runs": 0,
+                **{k: np.nan for k in ("mean", "sd", "se", "ci_low", "ci_high")},
+                "note": "n/a: no runs"}
+    s = describe(g["score"].to_numpy(), confidence).as_dict()
+    n = s.pop("n")
+    return {"n_obs": n, "n_participants": g["participant"].nunique(),
+            "n_repetitions": g["repetition"].nunique(), "n_runs": g["run_id"].nunique(), **s,
+            "note": "" if n >= 2 else f"n/a: {n} observation(s), need 2 for SD/SE"}
+
+
+def cell_summary(participants: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The 16 Table 5 cells (split x condition), with the paper's value alongside."""
+    cells = _cells(with_conditions(participants))
+    rows = [{"split": split, "condition": cond, "paper": PAPER_TABLE5[split][cond],
+             **_describe_cell(cells.get((split, cond)), confidence)}
+            for split in SPLITS for cond in CONDITIONS]
+    return pd.DataFrame(rows)
+
+
+def _participant_means(g: pd.DataFrame | None) -> np.ndarray:
+    if g is None:
+        return np.array([])
+    return g.groupby("participant")["score"].mean().to_numpy()
+
+
+def run_tests(participants: pd.DataFrame, *, alpha: float = 0.05,
+              correction: str = "holm") -> pd.DataFrame:
+    """Every test of ``TESTS`` for every split, with the family-wise corrected p-values.
+
+    ``p_participant_level`` (beyond the paper, uncorrected) repeats Student's test with each
+    unique participant once (its mean over runs): a check against pseudo-replication.
+    """
+    cells = _cells(with_conditions(participants))
+    rows = []
+    for split in SPLITS:
+        for t in TESTS:
+            a, b = cells.get((split, t.a)), cells.get((split, t.b))
+            x = a["score"].to_numpy() if a is not None else np.array([])
+            y = b["score"].to_numpy() if b is not None else np.array([])
+            c = compare(x, y, 1 - alpha).as_dict()
+            level = compare(_participant_means(a), _participant_means(b), 1 - alpha)
+            note = "" if min(x.size, y.size) >= 2 else (
+                f"n/a: {t.a} has {x.size} and {t.b} has {y.size} observations (need >= 2 each)")
+            rows.append({"split": split, "test": t.id, "finding": t.finding or "", "a": t.a,
+                         "b": t.b, **c, "p_participant_level": level.p_student,
+                         "paper_p": t.paper_p.get(split, ""), "note": note})
+    df = pd.DataFrame(rows)
+    df["p_corrected"] = adjust(df["p_student"].to_numpy(), correction)
+    df["p_welch_corrected"] = adjust(df["p_welch"].to_numpy(), correction)
+    df["correction"] = correction
+    df["family_size"] = int(np.isfinite(df["p_student"]).sum())
+    return df
+
+
+def _verdict(row: Mapping[str, object], finding: str, alpha: float) -> str:
+    p, diff = float(row["p_corrected"]), float(row["diff"])
+    if not np.isfinite(p):
+        return "n/a"
+    significant = p < alpha
+    if finding in ("a", "b"):  # must be significantly higher
+        return "yes" if diff > 0 and significant else "no"
+    return "no" if diff < 0 and significant else "yes"  # (c), (d): not significantly lower
+
+
+def findings(tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per split: "yes" / "no" / "n/a" for findings (a)-(d), from the corrected p-values."""
+    rows = []
+    for split in SPLITS:
+        row: dict[str, str] = {"split": split}
+        for f, t in FINDING_TESTS.items():
+            hit = tests[(tests["split"] == split) & (tests["test"] == t.id)]
+            row[f"finding_{f}"] = _verdict(hit.iloc[0], f, alpha) if len(hit) else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table5(cells: pd.DataFrame, tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per split: the paper's four means, ours (+ SE, n), gap, p-values, findings."""
+    rows = []
+    found = findings(tests, alpha).set_index("split")
+    for split in SPLITS:
+        row: dict[str, object] = {"split": split}
+        c = cells[cells["split"] == split].set_index("condition")
+        for cond in CONDITIONS:
+            row[f"paper_{cond}"] = PAPER_TABLE5[split][cond]
+        for cond in CONDITIONS:
+            row[cond] = c.at[cond, "mean"]
+            row[f"{cond}_se"] = c.at[cond, "se"]
+            row[f"{cond}_n"] = c.at[cond, "n_obs"]
+            row[f"{cond}_participants"] = c.at[cond, "n_participants"]
+            row[f"{cond}_repetitions"] = c.at[cond, "n_repetitions"]
+        paper = PAPER_TABLE5[split]
+        row["paper_gap"] = round(paper["dependent"] - paper["independent"], 1)
+        t = tests[tests["split"] == split].set_index("test")
+        row["gap"] = t.at["gap", "diff"]
+        row["gap_ci_low"], row["gap_ci_high"] = t.at["gap", "diff_ci_low"], t.at["gap",
+                                                                                  "diff_ci_high"]
+        for spec in TESTS:
+            row[f"p_{spec.id}"] = t.at[spec.id, "p_student"]
+            row[f"p_{spec.id}_corrected"] = t.at[spec.id, "p_corrected"]
+        row.update(found.loc[split].to_dict())
+        notes = [f"{cond}: {c.at[cond, 'note']}" for cond in CONDITIONS if c.at[cond, "note"]]
+        empty = (c["n_obs"] == 0).all()
+        row["note"] = "n/a: no runs for this split" if empty else "; ".join(notes)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df["alpha"] = alpha
+    df["correction"] = tests["correction"].iloc[0] if len(tests) else "none"
+    return df
+
+
+def gap_is_significant(table: pd.DataFrame, split: str) -> bool:
+    """Finding (a) in ``table`` (a :func:`table5` frame, or ``reports/table5.csv`` read back).
+
+    True iff dependent > independent on original data with corrected p < alpha.  Raises
+    ``ValueError`` where the split has no test (n/a), so missing data never passes for a
+    vanished gap in the negative control.
+    """
+    row = table[table["split"] == split]
+    if row.empty or row.iloc[0]["finding_a"] not in ("yes", "no"):
+        raise ValueError(f"split {split!r} has no gap test (n/a): not enough observations")
+    return bool(row.iloc[0]["finding_a"] == "yes")
+
+
+def _ordered(values: pd.Series, split: str) -> list[str]:
+    known = [v for v in _GROUP_ORDER.get(split, ()) if v in set(values)]
+    return known + sorted(set(values) - set(known))
+
+
+def combination_summary(participants: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per split x train group -> test group x normalization (Figs. 5-7): mean, SE, n."""
+    obs = with_conditions(participants)
+    obs = obs[obs["split"].isin(SPLITS) & obs["condition"].notna()]
+    rows = []
+    for split in SPLITS:
+        s = obs[obs["split"] == split]
+        groups = _ordered(pd.concat([s["train_group"], s["test_group"]]).dropna(), split)
+        pairs = [(g, g) for g in groups] + [(a, b) for a in groups for b in groups if a != b]
+        for train, test in pairs:
+            g = s[(s["train_group"] == train) & (s["test_group"] == test)]
+            if g.empty:
+                continue
+            for norm in ("original", "deepfn"):
+                cell = g[g["normalization"] == norm]
+                rows.append({"split": split, "train_group": train, "test_group": test,
+                             "evaluation": g["evaluation"].iloc[0], "normalization": norm,
+                             **_describe_cell(cell if len(cell) else None, confidence)})
+    cols = ["split", "train_group", "test_group", "evaluation", "normalization", "n_obs",
+            "n_participants", "n_repetitions", "n_runs", "mean", "sd", "se", "ci_low",
+            "ci_high", "note"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def per_au_summary(per_au: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Fig. 4: person-independent models per AU and normalization; n = runs (run-level scores)."""
+    obs = with_conditions(per_au)
+    obs = obs[(obs["split"] == "person") & (obs["evaluation"] == "independent")]
+    rows = []
+    for au in sorted(obs["au"].dropna().unique()):
+        for norm in ("original", "deepfn"):
+            g = obs[(obs["au"] == au) & (obs["normalization"] == norm)]
+            s = describe(g["score"].to_numpy(), confidence).as_dict()
+            rows.append({"au": au, "normalization": norm, **s})
+    return pd.DataFrame(rows, columns=["au", "normalization", "n", "mean", "sd", "se", "ci_low",
+                                       "ci_high"])
+
+
+def _num(x: object) -> float | None:
+    """JSON-safe number (NaN -> None), 6 significant digits (tiny p-values stay non-zero)."""
+    v = float(x)  # type: ignore[arg-type]
+    return float(f"{v:.6g}") if np.isfinite(v) else None
+
+
+def headline_metrics(table: pd.DataFrame, n: Mapping[str, int]) -> dict[str, object]:
+    """``reports/metrics.json``: per split the four means, the gaps and the p-values."""
+    out: dict[str, object] = {k: int(v) for k, v in n.items()}
+    for _, r in table.iterrows():
+        m = {cond: _num(r[cond]) for cond in CONDITIONS}
+        m["gap"] = _num(r["gap"])
+        m["deepfn_gap"] = _num(r["deepfn_dependent"] - r["deepfn_independent"])
+        for spec in TESTS:
+            m[f"p_{spec.id}"] = _num(r[f"p_{spec.id}"])
+            m[f"p_{spec.id}_corrected"] = _num(r[f"p_{spec.id}_corrected"])
+        out[str(r["split"])] = m
+    return out
+
+
+def plot_frames(cells: pd.DataFrame, per_au: pd.DataFrame,
+                combos: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Tidy CSVs for ``dvc plots show`` (``label`` is the bar's y-axis name)."""
+    t5 = cells[["split", "condition", "mean", "se", "n_obs"]].rename(columns={"mean": "score"})
+    t5.insert(2, "label", t5["split"] + " / " + t5["condition"])
+    au = per_au[["au", "normalization", "mean", "se", "n"]].rename(columns={"mean": "score"})
+    au.insert(2, "label", au["au"] + " / " + au["normalization"])
+    co = combos[["split", "train_group", "test_group", "normalization", "mean", "se",
+                 "n_obs"]].rename(columns={"mean": "score"})
+    co.insert(5, "label", co["split"] + ": " + co["train_group"].map(group_label) + " -> "
+              + co["test_group"].map(group_label) + " / " + co["normalization"])
+    return {"table5": t5.round(4), "per_au": au.round(4), "combinations": co.round(4)}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the report, the figures and ``metrics.json`` are made of (scores in %)."""
+
+    cells: pd.DataFrame
+    tests: pd.DataFrame
+    table5: pd.DataFrame
+    combinations: pd.DataFrame
+    per_au: pd.DataFrame
+    alpha: float
+    correction: str
+
+
+def analyse(participants: pd.DataFrame, per_au: pd.DataFrame, *, alpha: float = 0.05,
+            correction: str = "holm") -> Analysis:
+    """Cells, the test family, Table 5 with findings, Figs. 4-7 summaries; CIs at 1 - alpha."""
+    cells = cell_summary(participants, 1 - alpha)
+    tests = run_tests(participants, alpha=alpha, correction=correction)
+    return Analysis(cells=cells, tests=tests, table5=table5(cells, tests, alpha),
+                    combinations=combination_summary(participants, 1 - alpha),
+                    per_au=per_au_summary(per_au, 1 - alpha), alpha=alpha,
+                    correction=correction)

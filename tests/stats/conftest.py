@@ -1,0 +1,88 @@
+"""Fixtures for the stats tests: real MLflow sqlite stores, copied from one built per session.
+
+Creating an MLflow sqlite database runs its schema migrations (~5 s), so an empty one is made
+once and copied into each test's ``tmp_path``; ``MLFLOW_TRACKING_URI`` points at the copy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deepfn.stats.synthetic import write_synthetic_store
+
+
+@pytest.fixture(scope="session")
+def blank_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow
+
+    db = tmp_path_factory.mktemp("blank") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def copy_store(src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    db = tmp_path / "mlruns" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+@pytest.fixture
+def store(blank_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty store of our own: its tracking URI (also set as MLFLOW_TRACKING_URI)."""
+    return copy_store(blank_db, tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def synthetic_db(blank_db: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[Path, list[dict[str, object]]]:
+    """28 synthetic model runs (1 repetition, all splits) around the paper's means."""
+    db = tmp_path_factory.mktemp("synthetic") / "mlflow.db"
+    shutil.copyfile(blank_db, db)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+        entries = write_synthetic_store(f"sqlite:///{db}", repetitions=1, seed=1)
+    return db, entries
+
+
+def write_manifest(path: Path, uri: str, entries: list[dict[str, object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"experiment": "deepfn-au", "tracking_uri": uri,
+                                "data_version": "test", "runs": entries}))
+    return path
+
+
+@pytest.fixture
+def synthetic_store(synthetic_db: tuple[Path, list[dict[str, object]]], tmp_path: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A copy of the synthetic store and its manifest ``results/experiments.json``."""
+    db, entries = synthetic_db
+    uri = copy_store(db, tmp_path, monkeypatch)
+    return uri, write_manifest(tmp_path / "results" / "experiments.json", uri, entries)
+
+
+@pytest.fixture
+def log_run(store: str):
+    """``log_run(group, evaluation, normalization, repetition, scores, ...) -> run_id``."""
+    from deepfn.stats.synthetic import log_model_run
+    from deepfn.tracking import EXPERIMENT_AU, client, experiment_id
+
+    c, exp = client(store), experiment_id(EXPERIMENT_AU, store)
+
+    def log(group: str, evaluation: str, normalization: str, repetition: int,
+            scores: dict[str, float], *, train: str = "others", test: str = "others",
+            aus: dict[str, float] | None = None, status: str = "FINISHED") -> str:
+        tags = {"group": group, "evaluation": evaluation, "normalization": normalization,
+                "repetition": str(repetition), "split_seed": str(100 + repetition),
+                "train_group": train, "test_group": test, "profile": "test",
+                "data_version": "dv1", "git_commit": "abc"}
+        return log_model_run(c, exp, tags=tags, participants=scores, aus=aus, status=status)
+
+    return log
