@@ -82,3 +82,10 @@ def test_data_version_changes_with_content(tmp_path: Path) -> None:
     assert read_manifest(a)["aus"] == list(AUS)
     c = make_corpus(tmp_path / "c", ["F001", "M002"])
     assert data_version(c) != data_version(a)
+
+
+def test_identical_arrays_give_identical_bytes(tmp_path: Path) -> None:
+    s = make_subject("F001")
+    a = write_subject(tmp_path / "a", s).read_bytes()
+    b = write_subject(tmp_path / "b", s).read_bytes()
+    assert a == b
