@@ -169,3 +169,65 @@ def template(data: Path = Path("data/preprocessed/ae"), out: Path = Path("data/t
 
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())
+
+
+# ------------------------------------------------------------------ tune (deepfn.tuning)
+Study = Annotated[str | None, typer.Option(help="study name (default: tune.study, or "
+                                           "deepfn-<target> when tune.target differs)")]
+NTrials = Annotated[int | None, typer.Option(
+    "--n-trials", min=1, help="finished (complete + pruned) trials the study should end with, "
+    "over all workers and reruns (default: tune.n_trials)")]
+Storage = Annotated[str | None, typer.Option(
+    help="journal file path (default .optuna/journal.log, several workers on one machine) or "
+    "postgresql://user@host/db (several machines)")]
+TuneOut = Annotated[Path, typer.Option("--out", help="plots, best params, summary")]
+Report = Annotated[bool, typer.Option(help="write plots + best params at the end (extra "
+                                      "workers of a study can skip it)")]
+
+
+def _tune(target: str, params: Path, **kw: Any) -> None:
+    from deepfn.tuning import TuneData, tune
+
+    data = TuneData(original=kw.pop("original"), template=kw.pop("template"),
+                    normalized=kw.pop("normalized", None), ae=kw.pop("ae", None))
+    tune(_settings(params), target=target, data=data, echo=typer.echo, **kw)
+
+
+@tune_app.command("classifier")
+@_cli
+def tune_classifier(
+    study: Study = None, n_trials: NTrials = None, storage: Storage = None,
+    params: Params = Path("params.yaml"),
+    original: Annotated[Path, typer.Option(help="classifier corpus")] = Path(
+        "data/preprocessed/clf"),
+    normalized: Annotated[Path, typer.Option(help="DeepFN-normalized corpus (used if present)")
+                          ] = Path("data/normalized"),
+    template: Annotated[Path, typer.Option(help="template.json")] = Path(
+        "data/template/template.json"),
+    out: TuneOut = Path("reports/tuning"),
+    splits: Annotated[int, typer.Option(min=1, help="protocol repetitions per trial")] = 2,
+    report: Report = True,
+) -> None:
+    """Tune experiments.{lr,beta1,batch_size,epochs,weight_decay} on validation subjects."""
+    _tune("classifier", params, study_name=study, n_trials=n_trials, storage=storage,
+          original=original, normalized=normalized, template=template, out_dir=out,
+          splits=splits, report=report)
+
+
+@tune_app.command("normalizer")
+@_cli
+def tune_normalizer(
+    study: Study = None, n_trials: NTrials = None, storage: Storage = None,
+    params: Params = Path("params.yaml"),
+    original: Annotated[Path, typer.Option(help="classifier corpus (labels, subjects)")] = Path(
+        "data/preprocessed/clf"),
+    ae: Annotated[Path, typer.Option(help="autoencoder-resolution corpus")] = Path(
+        "data/preprocessed/ae"),
+    template: Annotated[Path, typer.Option(help="template.json")] = Path(
+        "data/template/template.json"),
+    out: TuneOut = Path("reports/tuning"),
+    report: Report = True,
+) -> None:
+    """Tune normalize.{lr,warp_strength,iterations,width} + warm start by a downstream proxy."""
+    _tune("normalizer", params, study_name=study, n_trials=n_trials, storage=storage,
+          original=original, ae=ae, template=template, out_dir=out, report=report)

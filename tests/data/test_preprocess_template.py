@@ -28,10 +28,11 @@ from tests.conftest import make_corpus
 def test_equalize_spreads_a_low_contrast_image_over_the_range() -> None:
     rng = np.random.default_rng(0)
     img = rng.integers(100, 120, size=(2, 64, 64), dtype=np.uint8)
-    out = equalize_resize(img, 32)
+    out, full = equalize_resize(img, [32, 64])
     assert out.shape == (2, 32, 32) and out.dtype == np.uint8
-    assert out.max() - out.min() > 150  # stretched from a 20-level range
-    same = equalize_resize(img, 64, equalize=False)
+    assert full.shape == (2, 64, 64) and full.max() - full.min() > 150
+    assert out.std() > 3 * img.std()  # stretched from a 20-level range
+    (same,) = equalize_resize(img, [64], equalize=False)
     np.testing.assert_array_equal(same, img)
 
 
