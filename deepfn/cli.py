@@ -167,6 +167,99 @@ def template(data: Path = Path("data/preprocessed/ae"), out: Path = Path("data/t
     typer.echo(f"template: {r['subject']} (median activation count {r['median_count']:.1f})")
 
 
+@app.command()
+@_cli
+def pretrain(template: Path = Path("data/template"), out: Path = Path("models/pretrained.pt"),
+             params: Params = Path("params.yaml")) -> None:
+    """Warm start: train E and D^y once on the template (pretrain.iterations; 0 = seeded init)."""
+    from deepfn.normalizer.jobs import run_pretrain
+
+    info = run_pretrain(_settings(params), template_dir=template, out=out)
+    typer.echo(f"pretrained: {info.get('path', out)}")
+
+
+@app.command()
+@_cli
+def normalize(
+    subject: Annotated[str, typer.Argument(help="subject id, e.g. F001")],
+    data: Path = Path("data/preprocessed/ae"), template: Path = Path("data/template"),
+    pretrained: Path = Path("models/pretrained.pt"),
+    out: Annotated[Path | None, typer.Option(help="default models/normalizers/<subject>.pt")
+                   ] = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Train one subject's DeepFN autoencoder (Eq. 1); resumes from its last checkpoint."""
+    from deepfn.normalizer.jobs import run_normalize
+
+    info = run_normalize(_settings(params), subject=subject, data_dir=data,
+                         template_dir=template, pretrained=pretrained,
+                         out=out or Path(f"models/normalizers/{subject}.pt"))
+    typer.echo(f"normalizer {subject}: {info['path']} ({info['iterations']} iterations)")
+
+
+@app.command()
+@_cli
+def transfer(data: Path = Path("data/preprocessed/ae"), models: Path = Path("models/normalizers"),
+             out: Path = Path("data/normalized"),
+             reports: Path = Path("reports/normalization"),
+             params: Params = Path("params.yaml")) -> None:
+    """Normalize every subject through its own normalizer (Eq. 2) + identity/expression probes."""
+    from deepfn.normalizer.transfer import run_transfer
+
+    m = run_transfer(_settings(params), data_dir=data, models_dir=models, out_dir=out,
+                     reports_dir=reports)
+    ident = m["identity_accuracy"]
+    typer.echo(f"identity probe {ident['before']:.2f} -> {ident['after']:.2f} "
+               f"(chance {ident['chance']:.2f}); diagnostics in {reports}")
+
+
+@app.command()
+@_cli
+def experiments(
+    original: Path = Path("data/preprocessed/clf"), normalized: Path = Path("data/normalized"),
+    template: Path = Path("data/template/template.json"),
+    out: Path = Path("results/experiments.json"), params: Params = Path("params.yaml"),
+) -> None:
+    """LeNet-5 over every group split, dependent vs independent, original vs DeepFN.
+
+    Each model is an MLflow run in `deepfn-au`; finished runs are skipped on a rerun."""
+    from deepfn.au.experiments import run_experiments
+
+    s = _settings(params)
+    m = run_experiments(s, original, normalized, template, out, s.tracking.uri)
+    typer.echo(f"{len(m['runs'])} runs -> {out}")
+
+
+@app.command()
+@_cli
+def stats(
+    manifest: Annotated[Path | None, typer.Option(
+        help="experiments manifest; without it every finished deepfn-au model run is used")
+    ] = Path("results/experiments.json"),
+    out: Path = Path("reports"),
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow store or server, e.g. http://127.0.0.1:5000 (default: tracking.uri)")
+    ] = None,
+    filter: Annotated[str | None, typer.Option(
+        help="MLflow filter string, e.g. \"tags.profile = 'default'\" (without --manifest)")
+    ] = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Table 5, the t-tests and Figs. 4-7 from runs pulled out of the MLflow store."""
+    import os
+
+    from deepfn.stats import run_stats
+
+    s = _settings(params)
+    if tracking_uri:  # an explicit URI wins over MLFLOW_TRACKING_URI and params
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    if filter and manifest == Path("results/experiments.json"):
+        manifest = None
+    r = run_stats(manifest, out, tracking_uri or s.tracking.uri, s.stats, filter)
+    typer.echo(f"{r['n_runs']} runs, {r['n_observations']} participant observations -> "
+               f"{out}/report.md")
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())
 

@@ -1,0 +1,152 @@
+"""Trainer throughput: deepfn's AU trainer vs a plain one-at-a-time eager fp32 loop.
+
+    .venv/bin/python benchmarks/bench_trainer.py [--models 1 8 20] [--epochs 5] \\
+        [--compile] [--out benchmarks/results/trainer.json]
+
+Both sides train the same models on the same 64x64 synthetic data (random frames and labels,
+written once to a temporary corpus so the trainer runs its real path): each model sees 4
+subjects x 150 train frames, validates on 2 x 30 frames every epoch, keeps the best epoch and
+predicts 2 x 60 test frames -- a default-profile job.  Reported: aggregate training images/s
+(epochs x train frames x models / wall seconds, worker start-up included) side by side.
+
+* baseline: NCHW fp32, ``torch.optim.Adam`` defaults, all threads, one model after another;
+* trainer: :mod:`deepfn.au.trainer` + the ``auto`` strategy (a process pool with one thread per
+  worker when there is more than one core and job), channels-last, bf16 autocast, fused Adam;
+  ``--compile`` adds a torch.compile run at the largest model count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepfn.au.lenet import LeNet5, masked_bce_with_logits
+from deepfn.au.metrics import validation_f1
+from deepfn.au.protocol import TEST, TRAIN, VAL
+from deepfn.au.strategies import available_cores, make_strategy
+from deepfn.au.trainer import TrainConfig, TrainJob, part_tensors
+from deepfn.data.corpus import AUS, SubjectData, write_manifest, write_subject
+from deepfn.utils.io import write_json
+
+SUBJECTS = [f"F{i:03d}" for i in range(1, 9)]
+TRAIN_S, VAL_S, TEST_S = tuple(SUBJECTS[:4]), tuple(SUBJECTS[4:6]), tuple(SUBJECTS[6:])
+
+
+def synthetic_corpus(root: Path, size: int = 64, per_seq: int = 30) -> str:
+    rng = np.random.default_rng(0)
+    n = 8 * per_seq
+    for s in SUBJECTS:
+        occ = (rng.random((n, len(AUS))) < 0.3).astype(np.int8)
+        write_subject(root, SubjectData(
+            s, rng.integers(0, 256, (n, size, size), dtype=np.uint8), occ, occ,
+            np.repeat([f"T{i}" for i in range(1, 9)], per_seq),
+            np.tile(np.arange(per_seq, dtype=np.int32), 8)))
+    write_manifest(root, source="bench", image_size=size, subjects=SUBJECTS)
+    return str(root)
+
+
+def plain_job(corpus: str, seed: int, cfg: TrainConfig) -> int:
+    """The textbook loop: fp32, NCHW, default Adam, evaluate every epoch, keep the best."""
+    x, y, _ = part_tensors(corpus, TRAIN_S, TRAIN, AUS)
+    xv, yv, _ = part_tensors(corpus, VAL_S, VAL, AUS)
+    xt, _, _ = part_tensors(corpus, TEST_S, TEST, AUS)
+    x, xv, xt = x.contiguous(), xv.contiguous(), xt.contiguous()
+    yt = torch.from_numpy(y.astype(np.float32))
+    torch.manual_seed(seed)
+    model = LeNet5(len(AUS), x.shape[-1])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    best, state = -math.inf, None
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            loss = masked_bce_with_logits(model(x[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            f1 = validation_f1(yv, torch.sigmoid(model(xv)).numpy())
+        if state is None or f1 > best:
+            best, state = f1, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    with torch.no_grad():
+        torch.sigmoid(model(xt))
+    return len(x) * cfg.epochs
+
+
+def trainer_jobs(corpus: str, n: int, cfg: TrainConfig) -> list[TrainJob]:
+    return [TrainJob(f"m{i}", corpus, TRAIN_S, VAL_S, (("test", TEST_S),), AUS, i, cfg)
+            for i in range(n)]
+
+
+def run_trainer(jobs: list[TrainJob]) -> tuple[float, int, str]:
+    images = 0
+
+    def on_result(res) -> None:
+        nonlocal images
+        images += res.images
+
+    strategy = make_strategy("auto", 0, len(jobs))
+    t0 = time.perf_counter()
+    strategy.run(jobs, on_result)
+    return time.perf_counter() - t0, images, strategy.name
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=int, nargs="+", default=[1, 8, 20])
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--compile", action="store_true",
+                   help="also time the trainer with torch.compile at the largest model count")
+    p.add_argument("--no-baseline", action="store_true", help="time the trainer only")
+    p.add_argument("--out", default="benchmarks/results/trainer.json")
+    args = p.parse_args(argv)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=64, lr=1e-3, precision="bf16")
+    results = []
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = synthetic_corpus(Path(tmp))
+        plain_job(corpus, 0, TrainConfig(epochs=1))  # warm-up: imports, first-call costs
+        # (this process's first-call costs are paid here; worker start-up is timed below)
+        for n in args.models:
+            tr_s, tr_images, name = run_trainer(trainer_jobs(corpus, n, cfg))
+            row = {"models": n, "images": tr_images, "trainer_s": round(tr_s, 2),
+                   "trainer_img_s": round(tr_images / tr_s), "strategy": name}
+            if not args.no_baseline:
+                t0 = time.perf_counter()
+                base_images = sum(plain_job(corpus, i, cfg) for i in range(n))
+                base_s = time.perf_counter() - t0
+                row.update(baseline_s=round(base_s, 2), baseline_img_s=round(base_images / base_s),
+                           speedup=round(base_s / tr_s, 2))
+            if args.compile and n == max(args.models):
+                cs, ci, _ = run_trainer(trainer_jobs(corpus, n, TrainConfig(
+                    **{**cfg.__dict__, "compile": True})))
+                row.update(compiled_s=round(cs, 2), compiled_img_s=round(ci / cs))
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    report = {
+        "benchmark": "au trainer throughput (64x64, LeNet-5, 600 train frames/model)",
+        "machine": {"cores": available_cores(), "torch": torch.__version__,
+                    "python": platform.python_version(), "cpu": platform.processor(),
+                    "loadavg_start": [round(v, 2) for v in load0],
+                    "loadavg_end": [round(v, 2) for v in os.getloadavg()]},
+        "config": {"epochs": args.epochs, "batch_size": 64, "train_frames": 600,
+                   "val_frames": 60, "test_frames": 120, "precision": "bf16"},
+        "results": results,
+    }
+    write_json(args.out, report)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""The evaluation protocol (paper §4.1, §4.3): pools, subject splits, frame parts, model plans.
+
+Pure functions of the subjects table, the template id and :class:`ExperimentsSettings` (no I/O,
+no torch), so the splits are cheap to test and identical for every normalization.
+See ``docs/protocol.md`` for the rules in prose.
+
+* **pools**: ``person``/``gender``/``skin`` draw from BP4D-like subjects only (as the paper),
+  ``dataset`` from both datasets; the template subject is never in any pool.
+* **subjects**: per split and repetition ``r`` the split seed is ``hash(seed, split, r)``; each
+  group of the split draws ``n_train`` train, ``n_val`` val and keeps the rest (``>= min_test``)
+  for test.
+* **frames**: each subject's frames are cut by sequence -- tasks T1-T5 train, T6 val, T7-T8 test;
+  any other layout (a DISFA-like single video) is ordered in time and cut into 8 contiguous
+  equal blocks used the same way.  Never random frames (neighbouring frames would leak).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from deepfn.config.settings import ExperimentsSettings
+from deepfn.data.corpus import AUS, DISFA_AUS, skin_group
+from deepfn.errors import DeepFNError
+
+__all__ = [
+    "PARTS", "TRAIN", "VAL", "TEST", "N_BLOCKS", "frame_parts", "split_aus", "group_pools",
+    "check_pools", "split_seed", "GroupSplit", "Split", "draw_split", "Evaluation", "ModelPlan",
+    "plan_models",
+]
+
+TRAIN, VAL, TEST = 0, 1, 2
+PARTS: tuple[str, ...] = ("train", "val", "test")
+N_BLOCKS = 8
+# Block (task) index 0..7 -> part: T1-T5 train, T6 validation, T7-T8 test.
+BLOCK_PART = np.array([TRAIN] * 5 + [VAL] + [TEST] * 2, dtype=np.int8)
+_TASK = re.compile(r"^T([1-8])$")
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def frame_parts(sequence: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Part (TRAIN/VAL/TEST, int8) of each frame of one subject, shape (N,).
+
+    BP4D-like subjects (every sequence named ``T1``..``T8``): by task.  Otherwise the frames are
+    ordered by (sequence, frame) and cut into 8 contiguous blocks of (nearly) equal size.
+    """
+    sequence = np.asarray(sequence).astype(str)
+    n = len(sequence)
+    names = sorted(set(sequence.tolist()), key=_natural)
+    if names and all(_TASK.match(s) for s in names):
+        block = np.array([int(s[1:]) - 1 for s in sequence.tolist()], dtype=np.int64)
+        return BLOCK_PART[block]
+    rank = {s: i for i, s in enumerate(names)}
+    order = np.lexsort((np.asarray(frame), np.array([rank[s] for s in sequence.tolist()])))
+    block = np.empty(n, dtype=np.int64)
+    block[order] = np.arange(n) * N_BLOCKS // max(n, 1)
+    return BLOCK_PART[block]
+
+
+def split_aus(group: str) -> tuple[int, ...]:
+    """The AUs a split evaluates: the 5 shared DISFA AUs for ``dataset``, else all 12."""
+    return DISFA_AUS if group == "dataset" else AUS
+
+
+def group_pools(subjects: pd.DataFrame, group: str, template: str) -> dict[str, list[str]]:
+    """The groups of one split and their (sorted) subject pools, template excluded."""
+    df = subjects[subjects["subject"] != template]
+    bp4d = df[df["dataset"] == "bp4d"]
+    if group == "person":
+        return {"others": sorted(bp4d["subject"])}
+    if group == "gender":
+        return {g: sorted(bp4d.loc[bp4d["gender"] == g, "subject"]) for g in ("F", "M")}
+    if group == "skin":
+        sg = bp4d["skin_type"].map(skin_group)
+        return {g: sorted(bp4d.loc[sg == g, "subject"]) for g in ("lighter", "darker")}
+    if group == "dataset":
+        return {d: sorted(df.loc[df["dataset"] == d, "subject"]) for d in ("bp4d", "disfa")}
+    raise ValueError(f"unknown group split {group!r}")
+
+
+def check_pools(pools: Mapping[str, Sequence[str]], group: str, exp: ExperimentsSettings) -> None:
+    """Every pool must hold ``n_train + n_val + min_test`` subjects (one line otherwise)."""
+    need = exp.n_train + exp.n_val + exp.min_test
+    for name, pool in pools.items():
+        if len(pool) < need:
+            raise DeepFNError(
+                f"experiments: group {group}/{name} has {len(pool)} subject(s) in its pool "
+                f"(template excluded) but needs n_train + n_val + min_test = {exp.n_train} + "
+                f"{exp.n_val} + {exp.min_test} = {need}; add subjects (synthesize.subjects) or "
+                "lower experiments.n_train / experiments.n_val")
+
+
+def _seed_of(*parts: object) -> int:
+    """A deterministic 31-bit seed of the parts (stable across processes, unlike ``hash``)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+def split_seed(seed: int, group: str, repetition: int) -> int:
+    """The split seed of (experiments.seed, group split, repetition)."""
+    return _seed_of(seed, group, repetition)
+
+
+@dataclass(frozen=True)
+class GroupSplit:
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    group: str
+    repetition: int
+    seed: int
+    groups: dict[str, GroupSplit]
+
+
+def draw_split(pools: Mapping[str, Sequence[str]], group: str, repetition: int,
+               exp: ExperimentsSettings) -> Split:
+    """Draw train/val/test subjects for every group of the split (pools checked first)."""
+    check_pools(pools, group, exp)
+    seed = split_seed(exp.seed, group, repetition)
+    rng = np.random.default_rng(seed)
+    out = {}
+    a, b = exp.n_train, exp.n_train + exp.n_val
+    for name in sorted(pools):
+        pool = sorted(pools[name])
+        perm = [pool[i] for i in rng.permutation(len(pool))]
+        out[name] = GroupSplit(tuple(sorted(perm[:a])), tuple(sorted(perm[a:b])),
+                               tuple(sorted(perm[b:])))
+    return Split(group, repetition, seed, out)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluated condition of a trained model = one MLflow child run."""
+
+    group: str
+    evaluation: str  # dependent | independent
+    train_group: str
+    test_group: str
+    normalization: str
+    repetition: int
+    split_seed: int
+    train_subjects: tuple[str, ...]
+    val_subjects: tuple[str, ...]
+    test_subjects: tuple[str, ...]
+
+    @property
+    def condition(self) -> str:
+        """Parent run name, e.g. ``gender/independent/M->F/deepfn``."""
+        return (f"{self.group}/{self.evaluation}/{self.train_group}->{self.test_group}/"
+                f"{self.normalization}")
+
+    def fields(self) -> dict:
+        """All fields (what the run key is made of)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One model to train: its data (train/val parts of subjects) and what it is tested on."""
+
+    name: str  # e.g. "gender/r0/F/deepfn", "person/r1/F003/original"
+    normalization: str
+    aus: tuple[int, ...]
+    seed: int  # init + batch order; the same for both normalizations
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    evaluations: tuple[Evaluation, ...]
+
+
+def _model_seed(split: Split, who: str) -> int:
+    # No normalization in it: original and deepfn models start from the same weights.
+    return _seed_of(split.seed, "model", who)
+
+
+def _plans_for_split(split: Split, normalization: str) -> list[ModelPlan]:
+    g, r, aus = split.group, split.repetition, split_aus(split.group)
+
+    def ev(kind: str, tg: str, test_g: str, train: GroupSplit, test: tuple[str, ...]
+           ) -> Evaluation:
+        return Evaluation(g, kind, tg, test_g, normalization, r, split.seed, train.train,
+                          train.val, test)
+
+    plans = []
+    if g == "person":
+        gs = split.groups["others"]
+        plans.append(ModelPlan(f"{g}/r{r}/others/{normalization}", normalization, aus,
+                               _model_seed(split, "others"), gs.train, gs.val,
+                               (ev("independent", "others", "others", gs, gs.test),)))
+        for s in gs.test:  # person-dependent: the subject's own parts, same test frames
+            own = GroupSplit((s,), (s,), (s,))
+            plans.append(ModelPlan(f"{g}/r{r}/{s}/{normalization}", normalization, aus,
+                                   _model_seed(split, s), own.train, own.val,
+                                   (ev("dependent", "self", "self", own, own.test),)))
+        return plans
+    for a in sorted(split.groups):
+        ga = split.groups[a]
+        evals = [ev("dependent", a, a, ga, ga.test)]
+        evals += [ev("independent", a, b, ga, split.groups[b].test)
+                  for b in sorted(split.groups) if b != a]
+        plans.append(ModelPlan(f"{g}/r{r}/{a}/{normalization}", normalization, aus,
+                               _model_seed(split, a), ga.train, ga.val, tuple(evals)))
+    return plans
+
+
+def plan_models(subjects: pd.DataFrame, template: str, exp: ExperimentsSettings) -> list[ModelPlan]:
+    """Every model of the experiments (pools are checked here, before any training)."""
+    pools = {g: group_pools(subjects, g, template) for g in exp.groups}
+    plans: list[ModelPlan] = []
+    for r in range(exp.repetitions):
+        for g in exp.groups:
+            split = draw_split(pools[g], g, r, exp)
+            for norm in exp.normalizations:
+                plans.extend(_plans_for_split(split, norm))
+    return plans

@@ -1,0 +1,219 @@
+"""Train one LeNet-5 job: pre-made tensors, Adam, best-validation-F1 epoch, test predictions.
+
+A :class:`TrainJob` is plain data (picklable) so any strategy in :mod:`deepfn.au.strategies`
+can run it in this process or a worker; :func:`train_job` returns a :class:`JobResult` with the
+per-epoch history and the per-participant x AU test table of the best epoch (no weights: nothing
+downstream needs them).  MLflow is never touched here -- the main process logs.
+
+Speed (hundreds of tiny models on CPU): channels-last tensors, bf16 autocast
+(``experiments.precision``), fused Adam, and every subject loaded once per process
+(:func:`subject_tensors` caches it).  Same job + same seed -> same result on any strategy, up
+to float reduction order (thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import torch
+
+from deepfn.au.lenet import LeNet5, masked_bce_with_logits
+from deepfn.au.metrics import participant_rows, validation_f1
+from deepfn.au.protocol import PARTS, TEST, TRAIN, VAL, frame_parts
+from deepfn.config.settings import ExperimentsSettings
+from deepfn.data.corpus import AUS, read_subject
+from deepfn.errors import DeepFNError
+
+__all__ = ["TrainConfig", "TrainJob", "JobResult", "FitResult", "SubjectTensors",
+           "subject_tensors", "count_train_frames", "part_tensors", "predict", "fit",
+           "train_job", "should_compile", "INFER_BATCH", "COMPILE_MIN_IMAGES"]
+
+INFER_BATCH = 1024
+COMPILE_MIN_IMAGES = 200_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation settings of a job (from ``experiments``)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    threshold: float = 0.5
+    precision: str = "bf16"
+    compile: bool = False  # torch.compile the training forward (see :func:`should_compile`)
+
+    @classmethod
+    def from_settings(cls, exp: ExperimentsSettings, compile: bool = False) -> TrainConfig:
+        return cls(exp.epochs, exp.batch_size, exp.lr, exp.beta1, exp.beta2, exp.weight_decay,
+                   exp.threshold, exp.precision, compile)
+
+
+def should_compile(images_per_worker: float) -> bool:
+    """torch.compile pays once a worker trains more than :data:`COMPILE_MIN_IMAGES` images.
+
+    Compiling costs ~10-25 s per process on 2 CPU cores (less with inductor's on-disk cache)
+    and is reused by every later model of the process; see docs/protocol.md for the numbers.
+    """
+    return images_per_worker >= COMPILE_MIN_IMAGES
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One model: train on the train part of ``train``, select on the val part of ``val``, test
+    on the test part of each ``tests`` entry ``(test_group, subjects)``."""
+
+    key: str
+    corpus_dir: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    tests: tuple[tuple[str, tuple[str, ...]], ...]
+    aus: tuple[int, ...]
+    seed: int
+    config: TrainConfig = TrainConfig()
+
+
+@dataclass
+class JobResult:
+    key: str
+    train_loss: list[float]
+    val_f1: list[float]
+    best_epoch: int  # 1-based
+    tests: dict[str, list[dict]]  # test_group -> participant x AU rows (metrics.participant_rows)
+    aus_without_positives: list[str]
+    images: int  # images pushed through training (epochs x train frames)
+    seconds: float  # wall time of the whole job (data, training, evaluation)
+
+
+@dataclass(frozen=True)
+class SubjectTensors:
+    images: torch.Tensor  # uint8 (N, 1, H, W)
+    occurrence: np.ndarray  # int8 (N, 12)
+    parts: np.ndarray  # int8 (N,) TRAIN / VAL / TEST
+
+
+@cache
+def subject_tensors(corpus_dir: str, subject: str) -> SubjectTensors:
+    """One subject of a corpus, read once per process (uint8: 4 KiB a 64x64 frame)."""
+    d = read_subject(corpus_dir, subject)
+    return SubjectTensors(torch.from_numpy(d.images).unsqueeze(1), d.occurrence,
+                          frame_parts(d.sequence, d.frame))
+
+
+def count_train_frames(corpus_dir: str, subject: str) -> int:
+    """Train-part frames of a subject, reading only its small sequence/frame arrays."""
+    path = f"{corpus_dir}/{subject}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return int((frame_parts(z["sequence"], z["frame"]) == TRAIN).sum())
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise DeepFNError(f"{path}: corrupt subject file ({exc.__class__.__name__}); "
+                          "delete it and rerun the stage that writes it") from exc
+
+
+def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Sequence[int]
+                 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """``(x, labels, participant)`` of one part of some subjects.
+
+    x float32 (N, 1, H, W) in [0, 1], channels-last; labels int8 (N, A) in {-1, 0, 1} for the
+    ``aus`` columns; participant (N,) subject id per frame.
+    """
+    cols = [AUS.index(a) for a in aus]
+    xs, ys, ps = [], [], []
+    for s in subjects:
+        t = subject_tensors(corpus_dir, s)
+        sel = np.flatnonzero(t.parts == part)
+        if len(sel) == 0:
+            raise DeepFNError(f"{corpus_dir}/{s}.npz: subject {s} has no {PARTS[part]} frames "
+                              "(T1-T5 train, T6 val, T7-T8 test); regenerate the corpus")
+        xs.append(t.images[torch.from_numpy(sel)])
+        ys.append(t.occurrence[sel][:, cols])
+        ps.append(np.full(len(sel), s))
+    x = torch.cat(xs).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+    return x, np.concatenate(ys), np.concatenate(ps)
+
+
+def predict(model: LeNet5, x: torch.Tensor, bf16: bool) -> np.ndarray:
+    """Sigmoid probabilities (N, A) as numpy, in inference batches."""
+    model.eval()
+    out = []
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        for i in range(0, len(x), INFER_BATCH):
+            out.append(torch.sigmoid(model(x[i:i + INFER_BATCH]).float()))
+    model.train()
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class FitResult:
+    model: LeNet5  # holding the best epoch's weights
+    train_loss: list[float]
+    val_f1: list[float]
+    best_epoch: int  # 1-based
+
+
+def fit(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray, n_aus: int,
+        cfg: TrainConfig, seed: int) -> FitResult:
+    """Train LeNet-5 on ``x`` (N, 1, S, S) / ``y`` (N, A) float with -1 = uncoded; keep the
+    epoch with the best validation F1 on ``xv`` / ``yv`` (strictly better wins: ties and NaN --
+    no validation positives -- keep the earlier epoch)."""
+    bf16 = cfg.precision == "bf16"
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = LeNet5(n_aus, x.shape[-1]).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                           weight_decay=cfg.weight_decay, fused=True)
+    # A new model reuses the process's compiled code (guards are on shapes, not instances);
+    # dynamic batch size so the last, smaller batch does not recompile.
+    forward = torch.compile(model, dynamic=True) if cfg.compile else model
+    n, bs = len(x), cfg.batch_size
+    losses: list[float] = []
+    val_f1: list[float] = []
+    best_f1, best_epoch, best_state = -math.inf, 0, {}
+    for epoch in range(1, cfg.epochs + 1):
+        perm = torch.randperm(n, generator=gen)
+        total = torch.zeros(())
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                logits = forward(x[idx])
+            loss = masked_bce_with_logits(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        losses.append(float(total) / n)
+        f1 = validation_f1(yv, predict(model, xv, bf16), cfg.threshold)
+        val_f1.append(f1)
+        if best_epoch == 0 or (not math.isnan(f1) and f1 > best_f1):
+            best_f1 = -math.inf if math.isnan(f1) else f1
+            best_epoch = epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return FitResult(model, losses, val_f1, best_epoch)
+
+
+def train_job(job: TrainJob) -> JobResult:
+    """Load the job's parts, :func:`fit`, and evaluate the best epoch on every test set."""
+    t0 = time.perf_counter()
+    cfg = job.config
+    au_names = [f"AU{a:02d}" for a in job.aus]
+    x, y_np, _ = part_tensors(job.corpus_dir, job.train, TRAIN, job.aus)
+    xv, yv, _ = part_tensors(job.corpus_dir, job.val, VAL, job.aus)
+    no_pos = [au_names[j] for j in np.flatnonzero((y_np == 1).sum(0) == 0)]
+    res = fit(x, torch.from_numpy(y_np.astype(np.float32)), xv, yv, len(job.aus), cfg, job.seed)
+    tests: dict[str, list[dict]] = {}
+    for test_group, subjects in job.tests:
+        xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus)
+        probs = predict(res.model, xt, cfg.precision == "bf16")
+        tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold)
+    return JobResult(job.key, res.train_loss, res.val_f1, res.best_epoch, tests, no_pos,
+                     len(x) * cfg.epochs, time.perf_counter() - t0)

@@ -1,0 +1,255 @@
+"""The ``pretrain`` and ``normalize`` stages: load data, train, write the model, log to MLflow.
+
+    python pipelines/pretrain.py  --template data/template --out models/pretrained.pt
+    python pipelines/normalize.py --subject F001 --data data/preprocessed/ae \\
+        --template data/template --pretrained models/pretrained.pt --out models/normalizers/F001.pt
+
+``pretrain`` (warm start, beyond the paper, §6) trains E and D^y on the template alone for
+``pretrain.iterations`` and copies D^y into D^x; with 0 iterations it writes the seeded init, so
+``models/pretrained.pt`` always exists (DVC deps stay static).  ``normalize`` trains one
+subject's autoencoder (Eq. 1), from ``models/pretrained.pt`` when ``normalize.warm_start`` is on,
+else from a seeded init.  Both resume from ``.deepfn/work/<stage>/`` after a kill, and both log
+one run each to the ``deepfn-normalizer`` MLflow experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepfn.data.corpus import SubjectData, data_version, read_manifest, read_subject, read_subjects
+from deepfn.errors import DeepFNError
+from deepfn.normalizer import checkpoint as ckpt
+from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder
+from deepfn.normalizer.preview import grid_image, pick_preview_frames, preview_rows, save_png
+from deepfn.normalizer.train import TrainConfig, TrainState, fit, frames_to_tensor
+from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, run_key, start_run
+from deepfn.utils.io import sha256_file, write_json
+
+__all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "run_pretrain",
+           "run_normalize", "MetricBuffer"]
+
+WORK_DIR = Path(".deepfn/work")
+_TRAIN_KEYS = ("width", "latent", "batch_size", "lr", "beta1", "beta2", "precision", "rotation",
+               "scale", "translation", "warp_grid", "warp_strength", "seed")
+
+
+# ----------------------------------------------------------------------------- small helpers
+def seed_for(seed: int, name: str) -> int:
+    """A stable per-run seed (the same subject always gets the same init and batches)."""
+    return zlib.crc32(f"{seed}:{name}".encode())
+
+
+def init_model(arch: ArchConfig, seed: int) -> DeepFNAutoencoder:
+    """A seeded random init that leaves the global torch RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DeepFNAutoencoder(arch)
+
+
+def read_template(template_dir: str | Path) -> tuple[SubjectData, dict[str, Any]]:
+    """The template's frames and its row of ``subjects.csv`` (from ``template.json``)."""
+    template_dir = Path(template_dir)
+    path = template_dir / "template.json"
+    if not path.is_file():
+        raise DeepFNError(f"{path}: not found; run the template stage first (dvc repro template)")
+    try:
+        subject = json.loads(path.read_text())["subject"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DeepFNError(f"{path}: no 'subject' in it; rerun dvc repro template") from exc
+    table = read_subjects(template_dir / "subjects.csv")
+    if subject not in table.index:
+        raise DeepFNError(f"{template_dir}/subjects.csv: template subject {subject} missing; "
+                          "rerun dvc repro template")
+    return read_subject(template_dir, subject), table.loc[subject].to_dict()
+
+
+def _check_frames(data: SubjectData, where: Path, arch: ArchConfig, min_frames: int) -> None:
+    size = data.images.shape[-1]
+    if data.images.shape[-2:] != (arch.size, arch.size):
+        raise DeepFNError(f"{where}/{data.subject}.npz: frames are {size}x{size} but "
+                          f"preprocess.ae_size is {arch.size}; rerun dvc repro preprocess")
+    if data.n_frames < min_frames:
+        raise DeepFNError(f"{where}/{data.subject}.npz: {data.n_frames} frames, fewer than "
+                          f"normalize.min_frames={min_frames}; lower normalize.min_frames or drop "
+                          f"subject {data.subject}")
+
+
+def _file_sha(corpus_dir: Path, subject: str) -> str:
+    entry = read_manifest(corpus_dir)["subjects"].get(subject)
+    return entry["sha256"] if entry else sha256_file(corpus_dir / f"{subject}.npz")
+
+
+def _params(settings) -> dict[str, str]:
+    return flatten_params({"profile": settings.profile,
+                           "normalize": settings.normalize.model_dump(),
+                           "preprocess": settings.preprocess.model_dump(),
+                           "pretrain": settings.pretrain.model_dump()})
+
+
+class MetricBuffer:
+    """``on_log`` callback that batches metrics and sends them with one ``log_batch`` call per
+    ``flush_every`` metrics (and on :meth:`flush`)."""
+
+    def __init__(self, run_id: str, flush_every: int = 300) -> None:
+        import mlflow
+
+        self.client, self.run_id, self.flush_every = mlflow.MlflowClient(), run_id, flush_every
+        self.pending: list[Any] = []
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        if len(self.pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        for i in range(0, len(self.pending), 1000):
+            self.client.log_batch(self.run_id, metrics=self.pending[i:i + 1000])
+        self.pending = []
+
+
+def _final_metrics(state: TrainState, log_every: int, seconds: float) -> dict[str, float]:
+    """Mean losses of the last ``log_every`` iterations (none before any) + training time."""
+    out = {"train_seconds": seconds}
+    if state.iteration:
+        out.update({f"final_{k}": v for k, v in state.window(state.iteration, log_every).items()})
+    return out
+
+
+def _log_outputs(out: Path, preview: np.ndarray, meta: dict[str, Any], run) -> dict[str, Any]:
+    """``preview.png`` and ``checkpoint.json`` (path + sha256 = the DVC hash + meta) as MLflow
+    artifacts; returns the json's content."""
+    import tempfile
+
+    import mlflow
+
+    info = {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size, **meta}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_png(Path(tmp) / "preview.png", preview)
+        write_json(Path(tmp) / "checkpoint.json", info)
+        mlflow.log_artifact(str(Path(tmp) / "preview.png"), run_id=run.info.run_id)
+        mlflow.log_artifact(str(Path(tmp) / "checkpoint.json"), run_id=run.info.run_id)
+    return info
+
+
+def _train_and_log(model: DeepFNAutoencoder, template: torch.Tensor,
+                   subject: torch.Tensor | None, cfg: TrainConfig, seed: int, work: Path,
+                   key: str, run, progress: str | None) -> tuple[TrainState, float]:
+    buffer = MetricBuffer(run.info.run_id)
+    generator = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    state = fit(model, template, subject, cfg, generator, checkpoint=work, key=key,
+                on_log=buffer, progress=progress)
+    seconds = time.perf_counter() - t0
+    buffer(state.iteration, _final_metrics(state, cfg.log_every, seconds))
+    buffer.flush()
+    return state, seconds
+
+
+# ---------------------------------------------------------------------------------- pretrain
+def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
+                 work_dir: str | Path = WORK_DIR / "pretrain", progress: bool = True
+                 ) -> dict[str, Any]:
+    """Train E and D^y on the template alone; D^x <- D^y; write ``out`` (kind 'pretrained')."""
+    template_dir, out = Path(template_dir), Path(out)
+    s = settings.normalize
+    arch = ArchConfig.from_settings(s, settings.preprocess)
+    template, row = read_template(template_dir)
+    _check_frames(template, template_dir, arch, s.min_frames)
+    iterations = settings.pretrain.iterations
+    seed = seed_for(s.seed, "pretrain")
+    key = run_key(stage="pretrain", arch=arch.to_dict(), iterations=iterations,
+                  train={k: getattr(s, k) for k in _TRAIN_KEYS},
+                  template=_file_sha(template_dir, template.subject))
+    work = ckpt.work_checkpoint_path(work_dir, template.subject, key)
+    cfg = TrainConfig.from_settings(s, iterations=iterations)
+    tags = {**common_tags(stage="pretrain", profile=settings.profile,
+                          data_version=data_version(template_dir)),
+            **_subject_tags(template.subject, row, template.subject), "run_key": key}
+    model = init_model(arch, seed)
+    with start_run(EXPERIMENT_NORMALIZER, run_name=f"pretrain-{template.subject}", tags=tags,
+                   params=_params(settings), uri=settings.tracking.uri) as run:
+        state, seconds = TrainState(), 0.0
+        if iterations:
+            state, seconds = _train_and_log(model, frames_to_tensor(template.images), None, cfg,
+                                            seed, work, key, run,
+                                            "pretrain" if progress else None)
+        model.copy_template_decoder_to_subject()
+        meta = {"template_subject": template.subject, "subject": template.subject,
+                "iterations": iterations, "seed": seed, "settings_key": key,
+                **_final_metrics(state, cfg.log_every, seconds)}
+        ckpt.save_model(out, model, kind="pretrained", meta={"arch": arch.to_dict(), **meta})
+        frames = template.images[pick_preview_frames(template.intensity, template.sequence)]
+        rows, labels = preview_rows(model, frames, subject=False)
+        info = _log_outputs(out, grid_image(rows, labels), meta, run)
+    work.unlink(missing_ok=True)
+    return info
+
+
+# --------------------------------------------------------------------------------- normalize
+def _subject_tags(subject: str, row: dict[str, Any], template_subject: str) -> dict[str, str]:
+    return {"subject": subject, "dataset": str(row["dataset"]), "gender": str(row["gender"]),
+            "skin_type": str(row["skin_type"]), "template_subject": template_subject}
+
+
+def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir: str | Path,
+                  pretrained: str | Path, out: str | Path,
+                  work_dir: str | Path = WORK_DIR / "normalize", progress: bool = True
+                  ) -> dict[str, Any]:
+    """Train subject ``subject``'s autoencoder against the template; write ``out``."""
+    data_dir, template_dir, pretrained, out = map(Path, (data_dir, template_dir, pretrained, out))
+    s = settings.normalize
+    arch = ArchConfig.from_settings(s, settings.preprocess)
+    table = read_subjects(data_dir / "subjects.csv")
+    if subject not in table.index:
+        raise DeepFNError(f"{data_dir}/subjects.csv: no subject {subject}; check the normalize "
+                          "stage's foreach list in dvc.yaml")
+    data = read_subject(data_dir, subject)
+    _check_frames(data, data_dir, arch, s.min_frames)
+    template, _ = read_template(template_dir)
+    _check_frames(template, template_dir, arch, s.min_frames)
+    seed = seed_for(s.seed, subject)
+    if s.warm_start:
+        model, pre_meta = ckpt.load_model(pretrained, kind="pretrained", arch=arch,
+                                          fix="rerun dvc repro pretrain")
+        if pre_meta.get("template_subject") != template.subject:
+            raise DeepFNError(f"{pretrained}: pretrained on template "
+                              f"{pre_meta.get('template_subject')}, not {template.subject}; "
+                              "rerun dvc repro pretrain")
+        init = {"pretrained": sha256_file(pretrained)}
+    else:
+        model, init = init_model(arch, seed), {"seed": seed}
+    key = run_key(stage="normalize", arch=arch.to_dict(), iterations=s.iterations,
+                  train={k: getattr(s, k) for k in _TRAIN_KEYS}, init=init,
+                  subject=_file_sha(data_dir, subject),
+                  template=_file_sha(template_dir, template.subject))
+    work = ckpt.work_checkpoint_path(work_dir, subject, key)
+    cfg = TrainConfig.from_settings(s)
+    tags = {**common_tags(stage="normalize", profile=settings.profile,
+                          data_version=data_version(data_dir)),
+            **_subject_tags(subject, table.loc[subject].to_dict(), template.subject),
+            "run_key": key, "warm_start": str(s.warm_start).lower()}
+    with start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
+                   params=_params(settings), uri=settings.tracking.uri) as run:
+        state, seconds = _train_and_log(
+            model, frames_to_tensor(template.images), frames_to_tensor(data.images), cfg, seed,
+            work, key, run, f"normalize {subject}" if progress else None)
+        meta = {"subject": subject, "template_subject": template.subject,
+                "iterations": state.iteration, "warm_start": s.warm_start, "seed": seed,
+                "settings_key": key, "resumed_from": state.resumed_from,
+                **_final_metrics(state, cfg.log_every, seconds)}
+        ckpt.save_model(out, model, kind="normalizer", meta={"arch": arch.to_dict(), **meta})
+        frames = data.images[pick_preview_frames(data.intensity, data.sequence)]
+        rows, labels = preview_rows(model, frames, subject=True)
+        info = _log_outputs(out, grid_image(rows, labels), meta, run)
+    work.unlink(missing_ok=True)
+    return info

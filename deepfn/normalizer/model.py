@@ -1,0 +1,162 @@
+"""The DeepFN autoencoder (paper §3.1, Tables 1-2): a shared encoder and two decoders.
+
+    E     ``encoder``           (B, 1, S, S) -> (B, 4w, S/16, S/16)
+    D^y   ``decoder_template``  (B, 4w, S/16, S/16) -> (B, 1, S, S)   the template's appearance
+    D^x   ``decoder_subject``   (B, 4w, S/16, S/16) -> (B, 1, S, S)   the subject's appearance
+
+At the paper configuration (S=128, w=128, latent 1024) the layers are exactly Tables 1 and 2
+(which follow the original deepfakes/faceswap autoencoder); every other configuration scales the
+filters by ``w`` (``normalize.width``), the bottleneck by ``normalize.latent`` and the image side
+by ``preprocess.ae_size``::
+
+    from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder
+    model = DeepFNAutoencoder(ArchConfig(size=64, width=16, latent=256))
+    y_hat = model(x, decoder="template")          # Eq. 2: X^y = D^y(E(X))
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from deepfn.errors import DeepFNError
+
+__all__ = [
+    "ArchConfig", "Encoder", "Decoder", "DeepFNAutoencoder", "check_images", "count_parameters",
+    "LEAKY_SLOPE",
+]
+
+LEAKY_SLOPE = 0.1  # faceswap's LeakyReLU(0.1) after every conv but the last
+DecoderName = Literal["template", "subject"]
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Architecture of one autoencoder: image side ``size``, filter ``width``, ``latent`` units."""
+
+    size: int = 128
+    width: int = 128
+    latent: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.size < 32 or self.size % 32:
+            raise DeepFNError(f"preprocess.ae_size: {self.size} must be a multiple of 32 (the "
+                              "encoder halves it 4 times and the bottleneck is size/32)")
+        if self.width < 4 or self.width % 4:
+            raise DeepFNError(f"normalize.width: {self.width} must be a multiple of 4 (the last "
+                              "PixelShuffle leaves width/4 channels)")
+        if self.latent < 1:
+            raise DeepFNError(f"normalize.latent: {self.latent} must be positive")
+
+    @classmethod
+    def from_settings(cls, normalize, preprocess) -> ArchConfig:
+        """From :class:`NormalizeSettings` (width, latent) and :class:`PreprocessSettings`."""
+        return cls(size=int(preprocess.ae_size), width=int(normalize.width),
+                   latent=int(normalize.latent))
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def check_images(x: Tensor, size: int | None = None, name: str = "x") -> None:
+    """Raise a one-line error unless ``x`` is a float (B, 1, H, W) batch (H == W == size)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"{name} must have shape (B, 1, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        raise ValueError(f"{name} must be {size}x{size} (the model's ae_size), got "
+                         f"{tuple(x.shape[-2:])}")
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)  # Keras padding="same"
+
+
+class _Upscale(nn.Sequential):
+    """conv3x3 -> LeakyReLU -> PixelShuffle(2): (B, cin, h, w) -> (B, cout/4, 2h, 2w)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(_conv(cin, cout, 3), nn.LeakyReLU(LEAKY_SLOPE), nn.PixelShuffle(2))
+
+
+class Encoder(nn.Module):
+    """Table 1: 4 strided convs, dense bottleneck, dense back up and one upscale.
+
+    (B, 1, S, S) -> (B, 4w, S/16, S/16).
+    """
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        w, s = cfg.width, cfg.size
+        chans = [1, w, 2 * w, 4 * w, 8 * w]
+        self.convs = nn.Sequential(*[
+            m for cin, cout in zip(chans[:-1], chans[1:], strict=True)
+            for m in (_conv(cin, cout, 5, stride=2), nn.LeakyReLU(LEAKY_SLOPE))
+        ])
+        self.bottom = (8 * w, s // 32, s // 32)  # the Reshape target of Table 1
+        self.dense_latent = nn.Linear(8 * w * (s // 16) ** 2, cfg.latent)
+        self.dense_up = nn.Linear(cfg.latent, 8 * w * (s // 32) ** 2)
+        self.upscale = _Upscale(8 * w, 16 * w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.convs(x)                                   # (B, 8w, S/16, S/16)
+        z = self.dense_latent(h.flatten(1))                 # (B, latent)
+        h = self.dense_up(z).view(-1, *self.bottom)         # (B, 8w, S/32, S/32)
+        return self.upscale(h)                              # (B, 4w, S/16, S/16)
+
+
+class Decoder(nn.Module):
+    """Table 2: 4 upscales (8w, 4w, 2w, w filters) then conv5x5 -> 1 channel + sigmoid.
+
+    (B, 4w, S/16, S/16) -> (B, 1, S, S) in [0, 1].
+    """
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        self.upscales = nn.Sequential(
+            _Upscale(4 * w, 8 * w), _Upscale(2 * w, 4 * w), _Upscale(w, 2 * w),
+            _Upscale(w // 2, w),
+        )
+        self.out = _conv(w // 4, 1, 5)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.sigmoid(self.out(self.upscales(h)))
+
+
+class DeepFNAutoencoder(nn.Module):
+    """Shared ``encoder`` E with ``decoder_template`` D^y and ``decoder_subject`` D^x."""
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder_template = Decoder(cfg)
+        self.decoder_subject = Decoder(cfg)
+
+    def decoder(self, which: DecoderName) -> Decoder:
+        if which == "template":
+            return self.decoder_template
+        if which == "subject":
+            return self.decoder_subject
+        raise ValueError(f"decoder must be 'template' or 'subject', got {which!r}")
+
+    def forward(self, x: Tensor, decoder: DecoderName = "template") -> Tensor:
+        """(B, 1, S, S) in [0, 1] -> (B, 1, S, S): ``D(E(x))``; ``"template"`` is Eq. 2."""
+        check_images(x, self.cfg.size)
+        return self.decoder(decoder)(self.encoder(x))
+
+    def copy_template_decoder_to_subject(self) -> None:
+        """D^x <- D^y (the warm start's subject decoder starts from the template's)."""
+        self.decoder_subject.load_state_dict(copy.deepcopy(self.decoder_template.state_dict()))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,279 @@
+"""The training loop of Eq. 1, with exact resume from atomic checkpoints.
+
+One iteration = a batch of ``batch_size`` template frames y and a batch of ``batch_size`` subject
+frames x (sampled with replacement by a seeded ``torch.Generator``), both randomly transformed
+(:mod:`~deepfn.normalizer.augment`: x' = affine + warp, x = the same affine, un-warped), encoded
+together by the shared E (no batch statistics, so one pass over the concatenation equals two
+passes) and decoded by D^y / D^x::
+
+    loss = mean|x - D^x(E(x'))| + mean|y - D^y(E(y'))|          (Eq. 1; template-only: 2nd term)
+
+followed by one Adam step.  ``precision="bf16"`` runs the forward pass under CPU bf16 autocast
+with channels_last tensors (2.6x faster than fp32 eager on 2 cores; torch.compile was slower).
+
+A checkpoint (model + optimizer + generator + torch RNG + iteration + per-iteration losses) is
+written atomically every ``checkpoint_every`` iterations; :func:`fit` started on an existing one
+continues where it stopped and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from deepfn.errors import DeepFNError
+from deepfn.normalizer.augment import AugmentParams, augment
+from deepfn.normalizer.checkpoint import load_work_checkpoint, save_work_checkpoint
+from deepfn.normalizer.model import DeepFNAutoencoder, check_images
+
+__all__ = [
+    "TrainConfig", "TrainState", "Adam", "l1_loss", "deepfn_loss", "frames_to_tensor",
+    "make_optimizer",
+    "fit", "LogCallback",
+]
+
+LogCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation settings of one run (from :class:`NormalizeSettings`)."""
+
+    iterations: int
+    batch_size: int = 64
+    lr: float = 5.0e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    precision: str = "bf16"
+    augment: AugmentParams = field(default_factory=AugmentParams)
+    checkpoint_every: int = 1000
+    log_every: int = 100
+
+    @classmethod
+    def from_settings(cls, normalize, iterations: int | None = None) -> TrainConfig:
+        return cls(iterations=normalize.iterations if iterations is None else iterations,
+                   batch_size=normalize.batch_size, lr=normalize.lr,
+                   betas=(normalize.beta1, normalize.beta2), precision=normalize.precision,
+                   augment=AugmentParams.from_settings(normalize),
+                   checkpoint_every=normalize.checkpoint_every, log_every=normalize.log_every)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: iteration reached, per-iteration losses, measured speed."""
+
+    iteration: int = 0
+    loss_subject: list[float] = field(default_factory=list)
+    loss_template: list[float] = field(default_factory=list)
+    iterations_per_s: list[tuple[int, float]] = field(default_factory=list)
+    resumed_from: int = 0
+
+    def window(self, end: int, size: int) -> dict[str, float]:
+        """Mean losses over iterations (end - size, end]."""
+        lo = max(0, end - size)
+        out = {"loss_template": float(np.mean(self.loss_template[lo:end]))}
+        if self.loss_subject:
+            out["loss_subject"] = float(np.mean(self.loss_subject[lo:end]))
+        return out
+
+
+def l1_loss(target: Tensor, pred: Tensor) -> Tensor:
+    """mean |target - pred| over all pixels of (B, 1, H, W) batches (one term of Eq. 1)."""
+    if target.shape != pred.shape:
+        raise ValueError(f"target and prediction shapes differ: {tuple(target.shape)} vs "
+                         f"{tuple(pred.shape)}")
+    return (target - pred.to(target.dtype)).abs().mean()
+
+
+def deepfn_loss(x: Tensor, x_hat: Tensor, y: Tensor, y_hat: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor]:
+    """Eq. 1: ``mean|x - D^x(E(x'))| + mean|y - D^y(E(y'))|`` -> (total, subject, template)."""
+    lx, ly = l1_loss(x, x_hat), l1_loss(y, y_hat)
+    return lx + ly, lx, ly
+
+
+def frames_to_tensor(frames: np.ndarray) -> Tensor:
+    """uint8 (N, H, W) frames -> float (N, 1, H, W) in [0, 1]."""
+    if frames.ndim != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, H, W), got {frames.dtype} {frames.shape}")
+    return torch.from_numpy(np.ascontiguousarray(frames)).unsqueeze(1).float().div_(255.0)
+
+
+class Adam:
+    """Adam (Kingma & Ba; the same update as ``torch.optim.Adam``, eps 1e-8, no weight decay).
+
+    Hand-written because the first call into any ``torch.optim`` optimizer imports
+    ``torch._dynamo`` (1.3-1.5 s): 30 normalize stages would spend ~45 s on it.
+    ``state_dict()`` holds only tensors and numbers (``torch.load(weights_only=True)`` safe).
+    """
+
+    def __init__(self, params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.step_count = 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        self.step_count += 1
+        step_size = self.lr / (1 - b1 ** self.step_count)
+        bc2_sqrt = (1 - b2 ** self.step_count) ** 0.5
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            p.addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(self.eps), value=-step_size)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"step": self.step_count, "exp_avg": list(self.exp_avg),
+                "exp_avg_sq": list(self.exp_avg_sq)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        m, v = list(state["exp_avg"]), list(state["exp_avg_sq"])  # type: ignore[call-overload]
+        if len(m) != len(self.params) or len(v) != len(self.params):
+            raise DeepFNError(f"optimizer state holds {len(m)} tensors, the model has "
+                              f"{len(self.params)}; delete the checkpoint to start over")
+        for dst, src in zip(self.exp_avg + self.exp_avg_sq, m + v, strict=True):
+            dst.copy_(src)
+        self.step_count = int(state["step"])  # type: ignore[call-overload]
+
+
+def make_optimizer(model: DeepFNAutoencoder, cfg: TrainConfig) -> Adam:
+    return Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
+
+
+def _sample(frames: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    idx = torch.randint(len(frames), (n,), generator=generator)
+    return frames[idx]
+
+
+def _step(model: DeepFNAutoencoder, opt: Adam, template: Tensor,
+          subject: Tensor | None, cfg: TrainConfig, generator: torch.Generator
+          ) -> tuple[float, float]:
+    """One iteration of Eq. 1 (template batch then subject batch); returns (l_x, l_y)."""
+    b = cfg.batch_size
+    frames = _sample(template, b, generator)                             # y: (B, 1, S, S)
+    if subject is not None:
+        frames = torch.cat([frames, _sample(subject, b, generator)])     # [y; x]: (2B, 1, S, S)
+    inputs, targets = augment(frames, cfg.augment, generator)            # warped, un-warped
+    bf16 = cfg.precision == "bf16"
+    if bf16:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+    with ctx:
+        h = model.encoder(inputs)
+        y_hat = model.decoder_template(h[:b])
+        x_hat = model.decoder_subject(h[b:]) if subject is not None else None
+    if x_hat is None:                                                    # pretrain: 2nd term
+        ly = l1_loss(targets, y_hat)
+        loss, lx = ly, torch.zeros(())
+    else:
+        loss, lx, ly = deepfn_loss(targets[b:], x_hat, targets[:b], y_hat)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(lx.detach()), float(ly.detach())
+
+
+def fit(model: DeepFNAutoencoder, template: Tensor, subject: Tensor | None, cfg: TrainConfig,
+        generator: torch.Generator, *, checkpoint: Path | None = None, key: str = "",
+        on_log: LogCallback | None = None, progress: str | None = None,
+        stop_after: int | None = None) -> TrainState:
+    """Train ``model`` in place for ``cfg.iterations`` (resuming from ``checkpoint`` if present).
+
+    Args:
+        template: (N_y, 1, S, S) template frames in [0, 1].
+        subject: (N_x, 1, S, S) subject frames, or None to train E and D^y alone (pretrain).
+        generator: the seeded CPU generator all sampling and augmentation draws from.
+        checkpoint: work-dir path written every ``cfg.checkpoint_every`` iterations.
+        key: config hash stored in (and required of) the checkpoint.
+        on_log: called as ``on_log(iteration, metrics)`` every ``cfg.log_every`` iterations.
+        progress: a description to show a rich progress bar with (None: no bar).
+        stop_after: stop (as if killed) after this many iterations: for tests.
+    """
+    size = model.cfg.size
+    check_images(template, size, "template")
+    if subject is not None:
+        check_images(subject, size, "subject")
+    if cfg.precision == "bf16":
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    state = TrainState()
+    if checkpoint is not None and checkpoint.exists():
+        ck = load_work_checkpoint(checkpoint, model.cfg, key)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        generator.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        state = TrainState(iteration=ck["iteration"], loss_subject=list(ck["loss_subject"]),
+                           loss_template=list(ck["loss_template"]),
+                           iterations_per_s=[tuple(p) for p in ck["iterations_per_s"]],
+                           resumed_from=ck["iteration"])
+        if state.iteration > cfg.iterations:
+            raise DeepFNError(f"{checkpoint}: checkpoint is at iteration {state.iteration}, past "
+                              f"the {cfg.iterations} asked for; delete it to start over")
+        if on_log is not None:  # replay the curves so the new run holds them whole
+            for it, speed in state.iterations_per_s:
+                on_log(it, {**state.window(it, cfg.log_every), "iterations_per_s": speed})
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_work_checkpoint(checkpoint, model=model, optimizer=opt, generator=generator,
+                                 state=state, key=key)
+
+    model.train()
+    bar = _progress(progress, cfg.iterations, state.iteration)
+    t0, it0 = time.perf_counter(), state.iteration
+    with bar or nullcontext():
+        task = bar.add_task(progress or "", total=cfg.iterations,
+                            completed=state.iteration) if bar else None
+        while state.iteration < cfg.iterations:
+            if stop_after is not None and state.iteration >= stop_after:
+                return state
+            lx, ly = _step(model, opt, template, subject, cfg, generator)
+            state.iteration += 1
+            state.loss_template.append(ly)
+            if subject is not None:
+                state.loss_subject.append(lx)
+            it = state.iteration
+            if it % cfg.log_every == 0 or it == cfg.iterations:
+                now = time.perf_counter()
+                speed = (it - it0) / max(now - t0, 1e-9)
+                t0, it0 = now, it
+                state.iterations_per_s.append((it, speed))
+                if on_log is not None:
+                    on_log(it, {**state.window(it, cfg.log_every), "iterations_per_s": speed})
+            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
+                save()
+            if bar is not None:
+                bar.update(task, completed=it)
+    return state
+
+
+def _progress(description: str | None, total: int, done: int):
+    if description is None or total - done < 50:
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), transient=False)

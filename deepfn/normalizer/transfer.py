@@ -1,0 +1,160 @@
+"""The ``transfer`` stage: every subject's frames through its own normalizer (Eq. 2).
+
+    python pipelines/transfer.py --data data/preprocessed/ae --models models/normalizers \\
+        --out data/normalized --reports reports/normalization
+
+``X^y = D^y(E(X))`` at the AE resolution, resized to ``preprocess.clf_size`` with the
+``preprocess`` stage's own resize (:func:`deepfn.data.preprocess.equalize_resize` without
+equalization, as the original classifier corpus was resized) and stored as uint8 in the corpus
+format with the labels copied (``manifest.json`` source ``"deepfn"``).  The output directory is
+replaced whole and atomically.  The diagnostics of :mod:`~deepfn.normalizer.diagnostics` go to
+``reports/normalization/`` (``metrics.json``, ``fig2_group_averages.png``, ``examples.png``) and
+to a ``transfer`` run in MLflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepfn.data.corpus import (
+    SubjectData,
+    data_version,
+    read_manifest,
+    read_subject,
+    read_subjects,
+    write_manifest,
+    write_subject,
+    write_subjects,
+)
+from deepfn.data.preprocess import equalize_resize
+from deepfn.errors import DeepFNError
+from deepfn.normalizer.checkpoint import load_model
+from deepfn.normalizer.diagnostics import GroupAverages, ProbeSet, fig2_group_averages, summarize
+from deepfn.normalizer.model import DeepFNAutoencoder
+from deepfn.normalizer.preview import grid_image, pick_preview_frames, save_png
+from deepfn.utils.io import atomic_dir, sha256_file, write_json
+
+__all__ = ["normalize_frames", "resize_frames", "run_transfer"]
+
+
+@torch.inference_mode()
+def normalize_frames(model: DeepFNAutoencoder, frames: np.ndarray, batch_size: int = 256
+                     ) -> np.ndarray:
+    """Eq. 2 on uint8 (N, S, S) frames -> uint8 (N, S, S) frames on the template's face."""
+    if frames.ndim != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, S, S), got {frames.dtype} {frames.shape}")
+    model.eval()
+    out = np.empty_like(frames)
+    for i in range(0, len(frames), batch_size):
+        x = torch.from_numpy(frames[i:i + batch_size]).unsqueeze(1).float().div_(255.0)
+        y = model(x, decoder="template")                                   # (B, 1, S, S)
+        out[i:i + batch_size] = y[:, 0].mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, S, S) -> uint8 (N, size, size), exactly as ``preprocess`` resizes."""
+    return frames if frames.shape[-1] == size else equalize_resize(frames, [size],
+                                                                    equalize=False)[0]
+
+
+def _model_paths(models_dir: Path, subjects: list[str]) -> dict[str, Path]:
+    paths = {s: models_dir / f"{s}.pt" for s in subjects}
+    missing = [s for s, p in paths.items() if not p.is_file()]
+    if missing:
+        raise DeepFNError(f"{paths[missing[0]]}: no normalizer for subject {missing[0]} "
+                          f"({len(missing)} missing); run dvc repro normalize")
+    return paths
+
+
+def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
+                 out_dir: str | Path, reports_dir: str | Path, progress: bool = True
+                 ) -> dict[str, Any]:
+    """Write the normalized corpus and the diagnostics; returns the metrics dict."""
+    from rich.progress import Progress
+
+    data_dir, models_dir = Path(data_dir), Path(models_dir)
+    out_dir, reports_dir = Path(out_dir), Path(reports_dir)
+    table = read_subjects(data_dir / "subjects.csv")
+    read_manifest(data_dir)
+    subjects = list(table.index)
+    paths = _model_paths(models_dir, subjects)
+    clf = settings.preprocess.clf_size
+    groups, probes = GroupAverages(clf), ProbeSet()
+    templates: set[str] = set()
+    examples: list[tuple[np.ndarray, np.ndarray]] = []
+    with atomic_dir(out_dir) as tmp, Progress(disable=not progress) as bar:
+        task = bar.add_task("transfer", total=len(subjects))
+        for i, sid in enumerate(subjects):
+            model, meta = load_model(paths[sid], fix="rerun dvc repro normalize")
+            if meta.get("subject") != sid:
+                raise DeepFNError(f"{paths[sid]}: holds the normalizer of "
+                                  f"{meta.get('subject')!r}, not {sid}; rerun dvc repro normalize")
+            templates.add(str(meta.get("template_subject")))
+            data = read_subject(data_dir, sid)
+            if data.images.shape[-1] != model.cfg.size:
+                raise DeepFNError(f"{data_dir}/{sid}.npz: frames are {data.images.shape[-1]}px, "
+                                  f"the normalizer expects {model.cfg.size}px; rerun dvc repro")
+            after = resize_frames(normalize_frames(model, data.images,
+                                                   settings.transfer.batch_size), clf)
+            write_subject(tmp, SubjectData(sid, after, data.occurrence, data.intensity,
+                                           data.sequence, data.frame))
+            before = resize_frames(data.images, clf)
+            row = table.loc[sid].to_dict()
+            groups.add(row, before, after)
+            probes.add(i, before, after, data.intensity, data.sequence)
+            if len(examples) < 10:
+                j = pick_preview_frames(data.intensity, data.sequence, n=2)[1]
+                examples.append((before[j], after[j]))
+            bar.advance(task)
+        if len(templates) != 1:
+            raise DeepFNError(f"{models_dir}: normalizers trained against different templates "
+                              f"({', '.join(sorted(templates))}); rerun dvc repro normalize")
+        write_subjects(tmp / "subjects.csv", table)
+        template = templates.pop()
+        write_manifest(tmp, source="deepfn", image_size=clf, subjects=subjects, extra={
+            "template_subject": template,
+            "normalizers": {s: sha256_file(p) for s, p in paths.items()}})
+    metrics = {"n_subjects": len(subjects), "template_subject": template, "image_size": clf,
+               **summarize(probes, len(subjects)), "group_gap": groups.gaps(),
+               "group_subjects": dict(groups.subjects)}
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    fig2 = fig2_group_averages(groups, reports_dir / "fig2_group_averages.png")
+    ex = save_png(reports_dir / "examples.png", grid_image(
+        [np.stack([b for b, _ in examples]), np.stack([a for _, a in examples])],
+        ["original", "DeepFN"], tile=max(64, clf)))
+    write_json(reports_dir / "metrics.json", metrics)
+    _log_run(settings, data_dir, metrics, [fig2, ex, reports_dir / "metrics.json"])
+    return metrics
+
+
+def _log_run(settings, data_dir: Path, metrics: dict[str, Any], files: list[Path]) -> None:
+    import mlflow
+
+    from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, start_run
+
+    tags = {**common_tags(stage="transfer", profile=settings.profile,
+                          data_version=data_version(data_dir)),
+            "template_subject": metrics["template_subject"]}
+    params = flatten_params({"profile": settings.profile,
+                             "preprocess": settings.preprocess.model_dump(),
+                             "transfer": settings.transfer.model_dump()})
+    flat = {"identity_accuracy_before": metrics["identity_accuracy"]["before"],
+            "identity_accuracy_after": metrics["identity_accuracy"]["after"],
+            "identity_accuracy_chance": metrics["identity_accuracy"]["chance"]}
+    for name in ("expression_r", "expression_r_cross_subject"):
+        for when in ("before", "after"):
+            value = metrics[name][f"mean_{when}"]
+            if value is not None:
+                flat[f"{name}_{when}"] = value
+    for label, row in metrics["group_gap"].items():
+        flat.update({f"group_gap_{label}_{when}": v for when, v in row.items()})
+    with start_run(EXPERIMENT_NORMALIZER, run_name="transfer", tags=tags, params=params,
+                   uri=settings.tracking.uri):
+        mlflow.log_metrics({k: float(v) for k, v in flat.items() if v == v})  # drop NaN
+        for f in files:
+            mlflow.log_artifact(str(f))

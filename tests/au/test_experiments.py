@@ -1,0 +1,181 @@
+"""The experiments stage end to end on a real MLflow sqlite store: runs, manifest, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deepfn import tracking
+from deepfn.au import experiments
+from deepfn.au.experiments import run_experiments
+from deepfn.au.runs import search_runs
+from pipelines.experiments import main
+
+from .conftest import TEMPLATE, smoke_settings
+
+GROUPS = ["person", "gender"]
+# person: 1 independent + 5 dependent models, gender: 2 models (x2 evaluations); x2 normalizations
+N_MODELS, N_RUNS = 16, 20
+
+
+def _settings():
+    return smoke_settings(groups=GROUPS)
+
+
+def _model_runs(uri: str) -> list:
+    c = tracking.client(uri)
+    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, uri)
+    return list(search_runs(c, exp_id, "tags.kind = 'model'"))
+
+
+@pytest.fixture(scope="module")
+def stage(corpora, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One uninterrupted run of the stage entrypoint (the reference for the other tests)."""
+    tmp = tmp_path_factory.mktemp("stage")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "smoke", "experiments": {
+        "groups": GROUPS, "repetitions": 1, "epochs": 1, "batch_size": 16, "n_train": 2,
+        "n_val": 1, "strategy": "sequential"}}))
+    out = tmp / "results" / "experiments.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        rc = main(["--original", str(corpora["original"]), "--normalized",
+                   str(corpora["normalized"]), "--template", str(corpora["template"]),
+                   "--out", str(out), "--params", str(params)])
+    assert rc == 0
+    return {"uri": uri, "manifest": json.loads(out.read_text()), "runs": _model_runs(uri)}
+
+
+def test_manifest_lists_every_run(stage) -> None:
+    m = stage["manifest"]
+    assert m["experiment"] == "deepfn-au" and m["tracking_uri"] == stage["uri"]
+    assert "+" in m["data_version"] and m["template"] == TEMPLATE
+    assert m["counts"]["models"] == N_MODELS and m["counts"]["runs"] == N_RUNS
+    assert m["counts"]["runs_logged"] == N_RUNS and m["counts"]["runs_skipped"] == 0
+    assert m["counts"]["conditions"]["person/dependent/self->self/deepfn"] == 5
+    keys = {"run_id", "run_key", "group", "evaluation", "train_group", "test_group",
+            "normalization", "repetition", "split_seed"}
+    assert all(set(r) == keys for r in m["runs"])
+    assert len({r["run_key"] for r in m["runs"]}) == N_RUNS
+    assert {r.info.run_id for r in stage["runs"]} == {r["run_id"] for r in m["runs"]}
+
+
+def test_runs_carry_the_tags_metrics_and_table_the_stats_stage_reads(stage) -> None:
+    c = tracking.client(stage["uri"])
+    runs = stage["runs"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    run = next(r for r in runs if r.data.tags["group"] == "gender"
+               and r.data.tags["evaluation"] == "independent")
+    tags = run.data.tags
+    for k in ("group", "evaluation", "train_group", "test_group", "normalization", "split_seed",
+              "repetition", "train_subjects", "val_subjects", "test_subjects", "model_key",
+              "run_key", "stage", "profile", "data_version", "git_commit"):
+        assert tags.get(k), k
+    assert tags["kind"] == "model" and tags["stage"] == "experiments"
+    assert tags["train_group"] != tags["test_group"]
+    parent = c.get_run(tags["mlflow.parentRunId"])
+    assert parent.data.tags["kind"] == "condition" and parent.info.status == "FINISHED"
+    assert parent.info.run_name == (f"gender/independent/{tags['train_group']}->"
+                                    f"{tags['test_group']}/{tags['normalization']}")
+    # the dependent evaluation of the same model shares its model_key
+    twins = [r for r in runs if r.data.tags["model_key"] == tags["model_key"]]
+    assert sorted(r.data.tags["evaluation"] for r in twins) == ["dependent", "independent"]
+    metrics = run.data.metrics
+    for k in ("test/score", "test/f1", "test/accuracy", "test/AU01/f1", "test/AU01/accuracy",
+              "test/AU01/score", "best_epoch", "train_loss", "val_f1"):
+        assert k in metrics, k
+    assert metrics["n_aus_without_positives"] == 1.0  # AU24 in the fixture
+    assert run.data.params["experiments.epochs"] == "1"
+    test_subjects = tags["test_subjects"].split(",")
+    assert all(f"participant/{s}/score" in metrics for s in test_subjects)
+    table = json.loads(Path(c.download_artifacts(run.info.run_id, "participants.json"))
+                       .read_text())
+    assert table["columns"] == ["participant", "au", "f1", "accuracy", "score", "n_frames"]
+    assert {row[0] for row in table["data"]} == set(test_subjects)
+    assert len(c.get_metric_history(run.info.run_id, "train_loss")) == 1
+
+
+def test_person_dependent_and_independent_share_test_frames(stage) -> None:
+    c = tracking.client(stage["uri"])
+    person = [r for r in stage["runs"] if r.data.tags["group"] == "person"
+              and r.data.tags["normalization"] == "original"]
+    frames: dict[str, Counter] = {}
+    for r in person:
+        table = json.loads(Path(c.download_artifacts(r.info.run_id, "participants.json"))
+                           .read_text())
+        frames[r.data.tags["evaluation"] + r.info.run_id] = Counter(
+            {(row[0], row[1]): row[5] for row in table["data"]})
+    indep = next(v for k, v in frames.items() if k.startswith("independent"))
+    dep = sum((v for k, v in frames.items() if k.startswith("dependent")), Counter())
+    assert dep == indep
+    tags = {r.data.tags["evaluation"]: r.data.tags for r in person}
+    assert tags["independent"]["train_group"] == tags["independent"]["test_group"] == "others"
+    assert tags["dependent"]["train_group"] == tags["dependent"]["test_group"] == "self"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_runs(corpora, stage, mlflow_store, tmp_path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "experiments.json"
+    real, calls = experiments.log_evaluation, []
+
+    def flaky(*args, **kwargs):
+        if len(calls) == 7:
+            raise Interrupted("killed")
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "log_evaluation", flaky)
+    with pytest.raises(Interrupted):
+        run_experiments(_settings(), corpora["original"], corpora["normalized"],
+                        corpora["template"], out, progress=False)
+    assert not out.exists()
+    monkeypatch.setattr(experiments, "log_evaluation", real)
+    done = {r.data.tags["run_key"] for r in _model_runs(mlflow_store)}
+    assert len(done) == 7
+    # a hard kill can leave a RUNNING run behind: it must be marked KILLED and redone
+    pending = next(r["run_key"] for r in stage["manifest"]["runs"] if r["run_key"] not in done)
+    c = tracking.client(mlflow_store)
+    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, mlflow_store)
+    stale = c.create_run(exp_id, tags={"kind": "model", "run_key": pending}).info.run_id
+
+    m = run_experiments(_settings(), corpora["original"], corpora["normalized"],
+                        corpora["template"], out, progress=False)
+    assert m["counts"]["runs_logged"] == N_RUNS - 7 and m["counts"]["runs_skipped"] == 7
+    assert c.get_run(stale).info.status == "KILLED"
+    runs = [r for r in _model_runs(mlflow_store) if r.info.status == "FINISHED"]
+    assert len(runs) == N_RUNS
+    keys = [r.data.tags["run_key"] for r in runs]
+    assert len(set(keys)) == N_RUNS
+    assert set(keys) == {r["run_key"] for r in stage["manifest"]["runs"]}
+    parents = list(search_runs(c, exp_id, "tags.kind = 'condition'"))
+    assert len(parents) == len(stage["manifest"]["counts"]["conditions"])
+    assert all(p.info.status == "FINISHED" for p in parents)
+
+    again = run_experiments(_settings(), corpora["original"], corpora["normalized"],
+                            corpora["template"], out, progress=False)
+    assert again["counts"]["runs_logged"] == 0 and again["runs"] == m["runs"]
+
+
+def test_missing_normalized_subject_is_one_line(corpora, tmp_path, capsys) -> None:
+    norm = tmp_path / "normalized"
+    shutil.copytree(corpora["normalized"], norm)
+    (norm / "M002.npz").unlink()
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "smoke", "experiments": {
+        "groups": GROUPS, "n_train": 2, "n_val": 1}}))
+    out = tmp_path / "experiments.json"
+    rc = main(["--original", str(corpora["original"]), "--normalized", str(norm), "--template",
+               str(corpora["template"]), "--out", str(out), "--params", str(params)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not out.exists()
+    assert err.count("\n") == 0 and "M002.npz" in err and "dvc repro transfer" in err

@@ -1,0 +1,82 @@
+"""Metrics golden-tested against scikit-learn (paper §4.3 score = mean of F1 and accuracy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from deepfn.au.metrics import (
+    F1_ZERO_DIVISION,
+    au_metrics,
+    participant_rows,
+    summarize_rows,
+    validation_f1,
+)
+
+
+def _random(seed: int, n: int = 200, a: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, a)) < rng.uniform(0.05, 0.6, a)).astype(np.int8)
+    labels[rng.random((n, a)) < 0.2] = -1
+    return labels, rng.random((n, a))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("threshold", [0.3, 0.5])
+def test_au_metrics_match_sklearn(seed: int, threshold: float) -> None:
+    labels, probs = _random(seed)
+    m = au_metrics(labels, probs, threshold)
+    for j in range(labels.shape[1]):
+        coded = labels[:, j] >= 0
+        y, pred = labels[coded, j], (probs[coded, j] > threshold).astype(int)
+        f1 = f1_score(y, pred, zero_division=0)
+        acc = accuracy_score(y, pred)
+        assert m.f1[j] == pytest.approx(f1, abs=1e-12)
+        assert m.accuracy[j] == pytest.approx(acc, abs=1e-12)
+        assert m.score[j] == pytest.approx((f1 + acc) / 2, abs=1e-12)
+        assert m.n_frames[j] == coded.sum()
+
+
+def test_f1_zero_division_and_uncoded_au() -> None:
+    labels = np.array([[0, -1], [0, -1], [0, -1]])
+    probs = np.array([[0.1, 0.9], [0.2, 0.9], [0.4, 0.9]])
+    m = au_metrics(labels, probs)
+    # no positives and none predicted: sklearn's zero_division=0
+    assert m.f1[0] == F1_ZERO_DIVISION == f1_score([0, 0, 0], [0, 0, 0], zero_division=0)
+    assert m.accuracy[0] == 1.0 and m.score[0] == 0.5
+    assert math.isnan(m.f1[1]) and math.isnan(m.accuracy[1]) and m.n_frames[1] == 0
+
+
+def test_threshold_is_strict() -> None:
+    m = au_metrics(np.array([[1], [0]]), np.array([[0.5], [0.5]]), 0.5)
+    assert m.f1[0] == 0.0 and m.accuracy[0] == 0.5  # p == threshold is negative
+
+
+def test_validation_f1_averages_aus_with_positives_only() -> None:
+    labels = np.array([[1, 0, 0], [0, 0, 1], [1, 0, 0]])
+    probs = np.array([[0.9, 0.1, 0.1], [0.1, 0.1, 0.1], [0.9, 0.1, 0.1]])
+    # AU0 F1 = 1, AU1 has no positives (skipped), AU2 F1 = 0
+    assert validation_f1(labels, probs) == pytest.approx(0.5)
+    assert math.isnan(validation_f1(np.zeros((2, 2)), np.zeros((2, 2))))
+
+
+def test_participant_table_and_summary() -> None:
+    labels, probs = _random(3, n=60, a=3)
+    who = np.repeat(["F001", "M002", "F003"], 20)
+    rows = participant_rows(who, labels, probs, ["AU01", "AU02", "AU04"])
+    assert [r["participant"] for r in rows[::3]] == ["F001", "M002", "F003"]
+    out = summarize_rows(rows)
+    per_p = {}
+    for p in ("F001", "M002", "F003"):
+        sel = who == p
+        m = au_metrics(labels[sel], probs[sel])
+        per_p[p] = np.mean(m.score)
+        assert out[f"participant/{p}/score"] == pytest.approx(per_p[p])
+        assert out[f"participant/{p}/f1"] == pytest.approx(np.mean(m.f1))
+    assert out["test/score"] == pytest.approx(np.mean(list(per_p.values())))
+    au01 = [r["f1"] for r in rows if r["au"] == "AU01"]
+    assert out["test/AU01/f1"] == pytest.approx(np.mean(au01))
+    assert summarize_rows([]) == {}

@@ -1,0 +1,109 @@
+"""Pools, splits and frame parts (paper §4.1, §4.3; docs/protocol.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepfn.au.protocol import (
+    TEST,
+    TRAIN,
+    VAL,
+    draw_split,
+    frame_parts,
+    group_pools,
+    plan_models,
+    split_seed,
+)
+from deepfn.data.corpus import DISFA_AUS, read_subjects
+from deepfn.errors import DeepFNError
+
+from .conftest import TEMPLATE, smoke_settings
+
+
+@pytest.fixture(scope="module")
+def subjects(corpora):
+    return read_subjects(corpora["original"] / "subjects.csv")
+
+
+def test_bp4d_tasks_map_to_parts() -> None:
+    seq = np.array(["T8", "T1", "T6", "T5", "T7", "T2", "T3", "T4"])
+    parts = frame_parts(seq, np.zeros(8, dtype=int))
+    assert parts.tolist() == [TEST, TRAIN, VAL, TRAIN, TEST, TRAIN, TRAIN, TRAIN]
+
+
+def test_single_video_is_cut_into_eight_contiguous_blocks() -> None:
+    n = 80
+    rng = np.random.default_rng(0)
+    order = rng.permutation(n)  # file order need not be time order
+    parts = frame_parts(np.array(["V1"] * n), order)
+    by_time = parts[np.argsort(order)]
+    assert by_time.tolist() == [TRAIN] * 50 + [VAL] * 10 + [TEST] * 20
+
+
+def test_pools_exclude_template_and_follow_the_paper(subjects) -> None:
+    person = group_pools(subjects, "person", TEMPLATE)
+    assert TEMPLATE not in person["others"] and len(person["others"]) == 8
+    assert not any(s.startswith("SN") for s in person["others"])
+    assert group_pools(subjects, "gender", TEMPLATE) == {
+        "F": ["F001", "F002", "F003", "F004"], "M": ["M001", "M002", "M003", "M004"]}
+    assert group_pools(subjects, "skin", TEMPLATE) == {
+        "lighter": ["F001", "F002", "M001", "M002"], "darker": ["F003", "F004", "M003", "M004"]}
+    ds = group_pools(subjects, "dataset", TEMPLATE)
+    assert ds["disfa"] == ["SN001", "SN002", "SN003", "SN004"] and len(ds["bp4d"]) == 8
+
+
+@pytest.mark.parametrize("group", ["person", "gender", "skin", "dataset"])
+def test_splits_are_deterministic_and_disjoint(subjects, group: str) -> None:
+    exp = smoke_settings().experiments
+    pools = group_pools(subjects, group, TEMPLATE)
+    a, b = draw_split(pools, group, 0, exp), draw_split(pools, group, 0, exp)
+    assert a == b and a.seed == split_seed(exp.seed, group, 0)
+    assert draw_split(pools, group, 1, exp).seed != a.seed
+    for name, gs in a.groups.items():
+        assert len(gs.train) == 2 and len(gs.val) == 1 and len(gs.test) >= 1
+        sets = [set(gs.train), set(gs.val), set(gs.test)]
+        assert set.union(*sets) == set(pools[name])
+        assert sum(map(len, sets)) == len(pools[name])
+        assert TEMPLATE not in set.union(*sets)
+
+
+def test_too_few_subjects_is_one_line_naming_the_group(subjects) -> None:
+    exp = smoke_settings(n_train=3, n_val=2).experiments
+    with pytest.raises(DeepFNError) as err:
+        plan_models(subjects, TEMPLATE, exp)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "group gender/F has 4 subject(s)" in msg and "3 + 2 + 1 = 6" in msg
+    assert "synthesize.subjects" in msg and "experiments.n_train" in msg
+
+
+def test_dependent_and_independent_see_the_same_test_frames(subjects) -> None:
+    exp = smoke_settings(groups=["person", "gender", "dataset"], repetitions=2).experiments
+    plans = plan_models(subjects, TEMPLATE, exp)
+    evs = [ev for p in plans for ev in p.evaluations]
+    for r in range(2):
+        for norm in ("original", "deepfn"):
+            sel = [e for e in evs if e.repetition == r and e.normalization == norm]
+            indep = [e for e in sel if e.group == "person" and e.evaluation == "independent"]
+            dep = [e for e in sel if e.group == "person" and e.evaluation == "dependent"]
+            assert len(indep) == 1
+            # one dependent model per independent test subject, trained on its own parts
+            assert sorted(e.test_subjects[0] for e in dep) == sorted(indep[0].test_subjects)
+            assert all(e.train_subjects == e.val_subjects == e.test_subjects for e in dep)
+            for g, a, b in (("gender", "F", "M"), ("dataset", "bp4d", "disfa")):
+                cond = {e.condition: e for e in sel if e.group == g}
+                aa = cond[f"{g}/dependent/{a}->{a}/{norm}"]
+                ba = cond[f"{g}/independent/{b}->{a}/{norm}"]
+                assert aa.test_subjects == ba.test_subjects
+                assert not set(aa.test_subjects) & set(ba.train_subjects + ba.val_subjects)
+    dataset_plans = [p for p in plans if p.name.startswith("dataset/")]
+    assert all(p.aus == DISFA_AUS for p in dataset_plans)
+    # original and deepfn share splits and model seeds
+    by_name = {p.name: p for p in plans}
+    for p in plans:
+        if p.normalization == "original":
+            twin = by_name[p.name.replace("/original", "/deepfn")]
+            assert (twin.seed, twin.train, twin.val) == (p.seed, p.train, p.val)
+            assert [e.test_subjects for e in twin.evaluations] == \
+                [e.test_subjects for e in p.evaluations]

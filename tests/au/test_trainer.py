@@ -1,0 +1,72 @@
+"""The trainer: AUs without positives, best-epoch selection, strategy equivalence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deepfn.au.strategies import ProcessStrategy, SequentialStrategy, make_strategy
+from deepfn.au.trainer import JobResult, TrainConfig, TrainJob, part_tensors, train_job
+from deepfn.data.corpus import AUS, DISFA_AUS
+
+
+def _job(corpora, key: str = "j", seed: int = 3, aus=AUS, **cfg) -> TrainJob:
+    config = TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, **cfg})
+    return TrainJob(key, str(corpora["original"]), ("F001", "M001"), ("F002",),
+                    (("F", ("F003", "F004")), ("M", ("M003",))), tuple(aus), seed, config)
+
+
+def test_parts_are_the_protocol_parts(corpora) -> None:
+    x, y, who = part_tensors(str(corpora["original"]), ("F001", "SN001"), 0, DISFA_AUS)
+    # 5 of 8 tasks (T1-T5) of 4 frames; 5 of 8 blocks of the 32-frame DISFA video
+    assert x.shape == (40, 1, 32, 32) and y.shape == (40, 5)
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    assert (who == "F001").sum() == 20 and (who == "SN001").sum() == 20
+
+
+def test_au_without_positive_training_labels_is_reported(corpora) -> None:
+    res = train_job(_job(corpora))
+    assert res.aus_without_positives == ["AU24"]  # the fixture never activates AU24
+    assert len(res.train_loss) == len(res.val_f1) == 3 and 1 <= res.best_epoch <= 3
+    finite = [v for v in res.val_f1 if not math.isnan(v)]
+    if finite:  # the kept epoch is the first with the best validation F1
+        assert res.val_f1[res.best_epoch - 1] == max(finite)
+        assert res.best_epoch - 1 == res.val_f1.index(max(finite))
+    assert set(res.tests) == {"F", "M"}
+    rows = res.tests["F"]
+    assert {r["participant"] for r in rows} == {"F003", "F004"}
+    assert all(np.isfinite([r["f1"], r["accuracy"], r["score"]]).all() for r in rows)
+    assert all(r["n_frames"] > 0 for r in rows)
+
+
+def _close(a: JobResult, b: JobResult) -> None:
+    assert a.key == b.key and a.best_epoch == b.best_epoch
+    np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-3)
+    np.testing.assert_allclose(a.val_f1, b.val_f1, atol=0.02)
+    for g in a.tests:
+        np.testing.assert_allclose([r["score"] for r in a.tests[g]],
+                                   [r["score"] for r in b.tests[g]], atol=0.02)
+
+
+@pytest.mark.parametrize("precision", ["bf16"])
+def test_process_strategy_matches_a_job_run_alone(corpora, precision: str) -> None:
+    jobs = [_job(corpora, "a", seed=1, precision=precision),
+            _job(corpora, "b", seed=2, precision=precision)]
+    got: dict[str, JobResult] = {}
+    ProcessStrategy(workers=2).run(jobs, lambda r: got.__setitem__(r.key, r))
+    alone = {j.key: train_job(j) for j in jobs}
+    seq: dict[str, JobResult] = {}
+    SequentialStrategy().run(jobs, lambda r: seq.__setitem__(r.key, r))
+    for k in ("a", "b"):
+        _close(got[k], alone[k])
+        _close(seq[k], alone[k])
+    assert got["a"].train_loss != got["b"].train_loss  # seeds matter
+
+
+def test_auto_strategy() -> None:
+    assert make_strategy("auto", 1, 10).name == "sequential"
+    assert make_strategy("auto", 2, 1).name == "sequential"
+    assert make_strategy("auto", 2, 10).name == "process"
+    assert make_strategy("sequential", 0, 10).name == "sequential"
