@@ -30,8 +30,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": {"iterations": 800},
         "normalize": {"width": 16, "latent": 256, "iterations": 150, "batch_size": 32,
                       "checkpoint_every": 50, "log_every": 25, "lr": 5.0e-4},
-        "experiments": {"repetitions": 3, "epochs": 10, "batch_size": 64, "n_train": 4,
-                        "n_val": 2, "lr": 1.0e-3},
+        "experiments": {"repetitions": 2, "epochs": 15, "batch_size": 32, "n_train": 4,
+                        "n_val": 2, "lr": 3.0e-3},
         "tune": {"n_trials": 20},
     },
     # The paper's scale (Tables 1-3, §4.3): for a GPU.

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from deepfn.au.strategies import ProcessStrategy, SequentialStrategy, make_strategy
 from deepfn.au.trainer import JobResult, TrainConfig, TrainJob, part_tensors, train_job
@@ -22,7 +23,9 @@ def test_parts_are_the_protocol_parts(corpora) -> None:
     x, y, who = part_tensors(str(corpora["original"]), ("F001", "SN001"), 0, DISFA_AUS)
     # 5 of 8 tasks (T1-T5) of 4 frames; 5 of 8 blocks of the 32-frame DISFA video
     assert x.shape == (40, 1, 32, 32) and y.shape == (40, 5)
-    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    # standardized per image: zero mean, unit variance
+    assert torch.allclose(x.mean(dim=(2, 3)), torch.zeros(40, 1), atol=1e-4)
+    assert torch.allclose(x.std(dim=(2, 3)), torch.ones(40, 1), atol=1e-3)
     assert (who == "F001").sum() == 20 and (who == "SN001").sum() == 20
 
 
