@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from deepfn.data.corpus import AUS, skin_group
+from deepfn.normalizer.train import frames_to_tensor
 
 __all__ = [
     "PROBE_SIZE", "GROUPS", "ProbeSet", "downsample", "split_mask", "identity_probe",
@@ -45,7 +45,7 @@ GROUPS: tuple[tuple[str, str, Any], ...] = (
 
 def downsample(images: np.ndarray, size: int = PROBE_SIZE) -> np.ndarray:
     """uint8 (N, H, W) -> float32 (N, size*size) area-averaged pixels in [0, 1]."""
-    x = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
+    x = frames_to_tensor(images)
     return F.adaptive_avg_pool2d(x, size).flatten(1).numpy()
 
 

@@ -20,7 +20,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from deepfn.data.corpus import SubjectData, data_version, read_manifest, read_subject, read_subjects
@@ -125,16 +124,21 @@ def _final_metrics(state: TrainState, log_every: int, seconds: float) -> dict[st
     return out
 
 
-def _log_outputs(out: Path, preview: np.ndarray, meta: dict[str, Any], run) -> dict[str, Any]:
-    """``preview.png`` and ``checkpoint.json`` (path + sha256 = the DVC hash + meta) as MLflow
-    artifacts; returns the json's content."""
+def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[str, Any],
+                   data: SubjectData, run) -> dict[str, Any]:
+    """Write the model file, then log ``preview.png`` (of ``data``'s neutral and most expressive
+    frames) and ``checkpoint.json`` (path, sha256 = the DVC hash, meta) to ``run``."""
     import tempfile
 
     import mlflow
 
+    meta = {"arch": model.cfg.to_dict(), **meta}
+    ckpt.save_model(out, model, kind=kind, meta=meta)
+    frames = data.images[pick_preview_frames(data.intensity, data.sequence)]
+    rows, labels = preview_rows(model, frames, subject=kind == "normalizer")
     info = {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size, **meta}
     with tempfile.TemporaryDirectory() as tmp:
-        save_png(Path(tmp) / "preview.png", preview)
+        save_png(Path(tmp) / "preview.png", grid_image(rows, labels))
         write_json(Path(tmp) / "checkpoint.json", info)
         mlflow.log_artifact(str(Path(tmp) / "preview.png"), run_id=run.info.run_id)
         mlflow.log_artifact(str(Path(tmp) / "checkpoint.json"), run_id=run.info.run_id)
@@ -153,6 +157,11 @@ def _train_and_log(model: DeepFNAutoencoder, template: torch.Tensor,
     buffer(state.iteration, _final_metrics(state, cfg.log_every, seconds))
     buffer.flush()
     return state, seconds
+
+
+def _subject_tags(subject: str, row: dict[str, Any], template_subject: str) -> dict[str, str]:
+    return {"subject": subject, "dataset": str(row["dataset"]), "gender": str(row["gender"]),
+            "skin_type": str(row["skin_type"]), "template_subject": template_subject}
 
 
 # ---------------------------------------------------------------------------------- pretrain
@@ -187,20 +196,12 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
         meta = {"template_subject": template.subject, "subject": template.subject,
                 "iterations": iterations, "seed": seed, "settings_key": key,
                 **_final_metrics(state, cfg.log_every, seconds)}
-        ckpt.save_model(out, model, kind="pretrained", meta={"arch": arch.to_dict(), **meta})
-        frames = template.images[pick_preview_frames(template.intensity, template.sequence)]
-        rows, labels = preview_rows(model, frames, subject=False)
-        info = _log_outputs(out, grid_image(rows, labels), meta, run)
+        info = _write_and_log(out, model, "pretrained", meta, template, run)
     work.unlink(missing_ok=True)
     return info
 
 
 # --------------------------------------------------------------------------------- normalize
-def _subject_tags(subject: str, row: dict[str, Any], template_subject: str) -> dict[str, str]:
-    return {"subject": subject, "dataset": str(row["dataset"]), "gender": str(row["gender"]),
-            "skin_type": str(row["skin_type"]), "template_subject": template_subject}
-
-
 def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir: str | Path,
                   pretrained: str | Path, out: str | Path,
                   work_dir: str | Path = WORK_DIR / "normalize", progress: bool = True
@@ -247,9 +248,6 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
                 "iterations": state.iteration, "warm_start": s.warm_start, "seed": seed,
                 "settings_key": key, "resumed_from": state.resumed_from,
                 **_final_metrics(state, cfg.log_every, seconds)}
-        ckpt.save_model(out, model, kind="normalizer", meta={"arch": arch.to_dict(), **meta})
-        frames = data.images[pick_preview_frames(data.intensity, data.sequence)]
-        rows, labels = preview_rows(model, frames, subject=True)
-        info = _log_outputs(out, grid_image(rows, labels), meta, run)
+        info = _write_and_log(out, model, "normalizer", meta, data, run)
     work.unlink(missing_ok=True)
     return info

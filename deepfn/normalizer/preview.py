@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from deepfn.normalizer.model import DeepFNAutoencoder
+from deepfn.normalizer.train import frames_to_tensor
 from deepfn.utils.io import atomic_path
 
 __all__ = ["pick_preview_frames", "reconstruct", "grid_image", "save_png", "preview_rows"]
@@ -41,14 +42,15 @@ def pick_preview_frames(intensity: np.ndarray, sequence: np.ndarray, n: int = 6)
     return np.asarray(picks[:n])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def reconstruct(model: DeepFNAutoencoder, frames: np.ndarray, decoder: str,
                 batch_size: int = 256) -> np.ndarray:
-    """uint8 (N, S, S) -> uint8 (N, S, S): ``D(E(x))`` with ``decoder`` 'subject'/'template'."""
+    """uint8 (N, S, S) -> uint8 (N, S, S): ``D(E(x))`` with ``decoder`` 'subject'/'template'
+    (fp32, eval mode, ``batch_size`` frames at a time)."""
     model.eval()
     out = np.empty_like(frames)
     for i in range(0, len(frames), batch_size):
-        x = torch.from_numpy(frames[i:i + batch_size]).unsqueeze(1).float().div_(255.0)
+        x = frames_to_tensor(frames[i:i + batch_size])
         y = model(x, decoder=decoder)
         out[i:i + batch_size] = y[:, 0].float().mul_(255.0).round_().clamp_(0, 255).to(
             torch.uint8).numpy()

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from deepfn.data.corpus import (
     SubjectData,
@@ -35,25 +34,17 @@ from deepfn.errors import DeepFNError
 from deepfn.normalizer.checkpoint import load_model
 from deepfn.normalizer.diagnostics import GroupAverages, ProbeSet, fig2_group_averages, summarize
 from deepfn.normalizer.model import DeepFNAutoencoder
-from deepfn.normalizer.preview import grid_image, pick_preview_frames, save_png
+from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
 from deepfn.utils.io import atomic_dir, sha256_file, write_json
 
 __all__ = ["normalize_frames", "resize_frames", "run_transfer"]
 
 
-@torch.inference_mode()
-def normalize_frames(model: DeepFNAutoencoder, frames: np.ndarray, batch_size: int = 256
-                     ) -> np.ndarray:
-    """Eq. 2 on uint8 (N, S, S) frames -> uint8 (N, S, S) frames on the template's face."""
-    if frames.ndim != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (N, S, S), got {frames.dtype} {frames.shape}")
-    model.eval()
-    out = np.empty_like(frames)
-    for i in range(0, len(frames), batch_size):
-        x = torch.from_numpy(frames[i:i + batch_size]).unsqueeze(1).float().div_(255.0)
-        y = model(x, decoder="template")                                   # (B, 1, S, S)
-        out[i:i + batch_size] = y[:, 0].mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return out
+def normalize_frames(model: DeepFNAutoencoder, frames: np.ndarray, out_size: int,
+                     batch_size: int = 256) -> np.ndarray:
+    """Eq. 2 on uint8 (N, S, S) frames -> uint8 (N, out_size, out_size) on the template's face
+    (resized as :func:`resize_frames` does)."""
+    return resize_frames(reconstruct(model, frames, "template", batch_size), out_size)
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -99,8 +90,7 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
             if data.images.shape[-1] != model.cfg.size:
                 raise DeepFNError(f"{data_dir}/{sid}.npz: frames are {data.images.shape[-1]}px, "
                                   f"the normalizer expects {model.cfg.size}px; rerun dvc repro")
-            after = resize_frames(normalize_frames(model, data.images,
-                                                   settings.transfer.batch_size), clf)
+            after = normalize_frames(model, data.images, clf, settings.transfer.batch_size)
             write_subject(tmp, SubjectData(sid, after, data.occurrence, data.intensity,
                                            data.sequence, data.frame))
             before = resize_frames(data.images, clf)
