@@ -18,6 +18,7 @@ from mlflow.entities import Metric, Param, Run
 from deepfn.au.metrics import summarize_rows
 from deepfn.au.protocol import Evaluation
 from deepfn.au.trainer import JobResult
+from deepfn.tracking import iter_runs
 
 __all__ = ["TABLE_COLUMNS", "search_runs", "kill_stale_runs", "get_or_create_parents",
            "finish_parents", "log_evaluation", "condition_tags", "evaluation_tags"]
@@ -28,14 +29,7 @@ _BATCH = 900  # log_batch takes at most 1000 entities per call
 
 def search_runs(c: MlflowClient, exp_id: str, filter_string: str) -> Iterator[Run]:
     """All (active) runs of an experiment matching a filter, page by page."""
-    token = None
-    while True:
-        page = c.search_runs([exp_id], filter_string=filter_string, max_results=1000,
-                             page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
+    return iter_runs(c, [exp_id], filter_string)
 
 
 def kill_stale_runs(c: MlflowClient, exp_id: str, keys: set[str]) -> int:

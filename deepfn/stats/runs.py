@@ -28,7 +28,7 @@ import pandas as pd
 
 from deepfn.errors import DeepFNError
 from deepfn.stats.tables import SPLITS
-from deepfn.tracking import EXPERIMENT_AU, client, resolve_tracking_uri
+from deepfn.tracking import EXPERIMENT_AU, client, iter_runs, resolve_tracking_uri
 from deepfn.utils.io import sha256_file
 
 __all__ = [
@@ -93,18 +93,8 @@ def load_manifest(path: str | Path) -> Manifest:
 def search_all(c, experiment_ids: Sequence[str], filter_string: str, *,
                max_results: int = PAGE_SIZE, all_views: bool = False) -> list[Any]:
     """Every run matching ``filter_string``, page by page (``page_token``)."""
-    from mlflow.entities import ViewType
-
-    view = ViewType.ALL if all_views else ViewType.ACTIVE_ONLY
-    out: list[Any] = []
-    token = None
-    while True:
-        page = c.search_runs(list(experiment_ids), filter_string=filter_string,
-                             run_view_type=view, max_results=max_results, page_token=token)
-        out.extend(page)
-        token = page.token
-        if not token:
-            return out
+    return list(iter_runs(c, experiment_ids, filter_string, max_results=max_results,
+                          all_views=all_views))
 
 
 def _ids_filter(ids: Sequence[str]) -> str:

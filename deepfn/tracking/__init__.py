@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +24,7 @@ __all__ = [
     "EXPERIMENT_NORMALIZER", "EXPERIMENT_AU", "EXPERIMENT_STATS", "EXPERIMENT_TUNING",
     "DEFAULT_TRACKING_URI", "resolve_tracking_uri", "client", "experiment_id", "run_key",
     "git_commit", "common_tags", "start_run", "finished_runs_by_key", "flatten_params",
-    "log_params_batch",
+    "log_params_batch", "iter_runs",
 ]
 
 EXPERIMENT_NORMALIZER = "deepfn-normalizer"
@@ -153,6 +153,22 @@ def start_run(experiment: str, *, run_name: str, tags: Mapping[str, str],
         mlflow.end_run(status="FINISHED")
 
 
+def iter_runs(c, experiment_ids: Sequence[str], filter_string: str = "", *,
+              max_results: int = 1000, all_views: bool = False) -> Iterator[Any]:
+    """Every run matching ``filter_string``, page by page (MLflow's ``page_token``)."""
+    from mlflow.entities import ViewType
+
+    view = ViewType.ALL if all_views else ViewType.ACTIVE_ONLY
+    token = None
+    while True:
+        page = c.search_runs(list(experiment_ids), filter_string=filter_string,
+                             run_view_type=view, max_results=max_results, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
 def finished_runs_by_key(experiment: str, uri: str | None = None,
                          filter_string: str = "") -> dict[str, str]:
     """``run_key -> run_id`` of FINISHED runs in ``experiment`` (paginated search)."""
@@ -162,14 +178,8 @@ def finished_runs_by_key(experiment: str, uri: str | None = None,
         return {}
     flt = "attributes.status = 'FINISHED'" + (f" and {filter_string}" if filter_string else "")
     out: dict[str, str] = {}
-    token = None
-    while True:
-        page = c.search_runs([exp.experiment_id], filter_string=flt, max_results=1000,
-                             page_token=token)
-        for r in page:
-            key = r.data.tags.get(TAG_RUN_KEY)
-            if key:
-                out.setdefault(key, r.info.run_id)
-        token = page.token
-        if not token:
-            return out
+    for r in iter_runs(c, [exp.experiment_id], flt):
+        key = r.data.tags.get(TAG_RUN_KEY)
+        if key:
+            out.setdefault(key, r.info.run_id)
+    return out
