@@ -33,3 +33,14 @@ def test_atomic_dir_replaces_whole_directory(tmp_path: Path) -> None:
         (tmp / "c").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["c"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_atomic_files_get_the_usual_mode(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    target = tmp_path / "f.json"
+    write_json(target, {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
