@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from deepfn.data.corpus import AUS
 from deepfn.errors import DeepFNError
 
 __all__ = [
+    "planned_import",
     "METADATA_COLUMNS", "SubjectReport", "ImportReport", "read_metadata", "check_metadata",
     "metadata_rows", "read_gray", "expressivity", "natural_key", "progress_line",
     "parse_int", "empty_labels",
@@ -231,3 +233,23 @@ def expressivity(occurrence: np.ndarray) -> float | None:
 
 def empty_labels(n: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.full((n, len(AUS)), -1, np.int8), np.full((n, len(AUS)), -1, np.int8))
+
+
+def planned_import(dataset: str, root: Path, detector_size: int, image_size: int,
+                   report: ImportReport | None,
+                   plan: Callable[[Path, ImportReport], Sequence[object]],
+                   load: Callable[[object, ImportReport, int, int], object]) -> Iterator:
+    """The shared shape of both importers: check the crop size, plan every subject now (layout,
+    metadata and label files fail fast), then load subjects lazily, one per ``next()``."""
+    if detector_size != image_size:
+        raise ValueError(f"detector crops to {detector_size}, image_size is {image_size}")
+    report = report if report is not None else ImportReport()
+    root = Path(root)
+    report.roots.setdefault(dataset, str(root))
+    plans = plan(root, report)
+
+    def _iter() -> Iterator:
+        for i, one in enumerate(plans, start=1):
+            yield load(one, report, i, len(plans))
+
+    return _iter()

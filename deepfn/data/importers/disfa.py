@@ -27,6 +27,7 @@ from deepfn.data.importers.common import (
     metadata_rows,
     natural_key,
     parse_int,
+    planned_import,
     progress_line,
 )
 from deepfn.data.importers.faces import FaceCropper
@@ -215,15 +216,7 @@ def import_disfa(root: Path, metadata: pd.DataFrame, *, image_size: int, detecto
     Layout, metadata and every label file are checked before this returns; videos are decoded
     lazily, one subject per ``next()``.  Counts go into ``report``.
     """
-    if detector.image_size != image_size:
-        raise ValueError(f"detector crops to {detector.image_size}, image_size is {image_size}")
-    report = report if report is not None else ImportReport()
-    root = Path(root)
-    report.roots.setdefault(DATASET, str(root))
-    plans = _plan(root, metadata, report)
-
-    def _iter() -> Iterator[SubjectData]:
-        for i, plan in enumerate(plans, start=1):
-            yield _load(plan, detector, report, progress, i, len(plans))
-
-    return _iter()
+    return planned_import(
+        DATASET, Path(root), detector.image_size, image_size, report,
+        lambda r, rep: _plan(r, metadata, rep),
+        lambda plan, rep, i, n: _load(plan, detector, rep, progress, i, n))
