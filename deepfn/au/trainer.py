@@ -50,6 +50,7 @@ class TrainConfig:
     threshold: float = 0.5
     precision: str = "bf16"
     compile: bool = False  # torch.compile the training forward (see :func:`should_compile`)
+    train_stride: int = 1  # train on every k-th train frame of each subject (match_frames)
 
     @classmethod
     def from_settings(cls, exp: ExperimentsSettings, compile: bool = False) -> TrainConfig:
@@ -119,9 +120,9 @@ def count_train_frames(corpus_dir: str, subject: str) -> int:
                           "delete it and rerun the stage that writes it") from exc
 
 
-def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Sequence[int]
-                 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """``(x, labels, participant)`` of one part of some subjects.
+def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Sequence[int],
+                 stride: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """``(x, labels, participant)`` of one part of some subjects (every ``stride``-th frame).
 
     x float32 (N, 1, H, W) standardized per image (see :func:`standardize`), channels-last;
     labels int8 (N, A) in {-1, 0, 1} for the ``aus`` columns; participant (N,) subject id.
@@ -130,7 +131,7 @@ def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Seque
     xs, ys, ps = [], [], []
     for s in subjects:
         t = subject_tensors(corpus_dir, s)
-        sel = np.flatnonzero(t.parts == part)
+        sel = np.flatnonzero(t.parts == part)[::stride]
         if len(sel) == 0:
             raise DeepFNError(f"{corpus_dir}/{s}.npz: subject {s} has no {PARTS[part]} frames "
                               "(T1-T5 train, T6 val, T7-T8 test); regenerate the corpus")
@@ -215,7 +216,7 @@ def train_job(job: TrainJob) -> JobResult:
     t0 = time.perf_counter()
     cfg = job.config
     au_names = [f"AU{a:02d}" for a in job.aus]
-    x, y_np, _ = part_tensors(job.corpus_dir, job.train, TRAIN, job.aus)
+    x, y_np, _ = part_tensors(job.corpus_dir, job.train, TRAIN, job.aus, cfg.train_stride)
     xv, yv, _ = part_tensors(job.corpus_dir, job.val, VAL, job.aus)
     no_pos = [au_names[j] for j in np.flatnonzero((y_np == 1).sum(0) == 0)]
     res = fit(x, torch.from_numpy(y_np.astype(np.float32)), xv, yv, len(job.aus), cfg, job.seed)

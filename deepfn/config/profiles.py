@@ -30,7 +30,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": {"iterations": 800},
         "normalize": {"width": 16, "latent": 256, "iterations": 150, "batch_size": 32,
                       "checkpoint_every": 50, "log_every": 25, "lr": 5.0e-4},
-        "experiments": {"repetitions": 2, "epochs": 15, "batch_size": 32, "n_train": 4,
+        "experiments": {"repetitions": 3, "epochs": 15, "batch_size": 32, "n_train": 4,
                         "n_val": 2, "lr": 3.0e-3},
         "tune": {"n_trials": 20},
     },
@@ -43,7 +43,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       "checkpoint_every": 1000, "log_every": 100, "lr": 5.0e-5,
                       "warm_start": False},
         "experiments": {"repetitions": 20, "epochs": 50, "batch_size": 64, "n_train": 4,
-                        "n_val": 2, "lr": 5.0e-5},
+                        "n_val": 2, "lr": 5.0e-5, "equal_steps": False},
         "tune": {"n_trials": 100},
     },
 }

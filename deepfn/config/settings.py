@@ -115,6 +115,8 @@ class ExperimentsSettings(_Section):
     normalizations: tuple[Literal["original", "deepfn"], ...] = ("original", "deepfn")
     repetitions: int = Field(20, ge=1, le=1000)
     epochs: int = Field(50, ge=1, le=10_000)
+    equal_steps: bool = True  # models on fewer subjects train more epochs (same Adam steps)
+    match_frames: bool = False  # every model trains on one subject's worth of frames
     batch_size: int = Field(64, ge=1, le=4096)
     lr: float = Field(5.0e-5, gt=0.0, le=1.0)
     beta1: float = Field(0.5, ge=0.0, lt=1.0)

@@ -12,7 +12,7 @@ import yaml
 
 from deepfn import tracking
 from deepfn.au import experiments
-from deepfn.au.experiments import run_experiments
+from deepfn.au.experiments import model_epochs, run_experiments
 from deepfn.au.runs import search_runs
 from pipelines.experiments import main
 
@@ -117,6 +117,22 @@ def test_person_dependent_and_independent_share_test_frames(stage) -> None:
     tags = {r.data.tags["evaluation"]: r.data.tags for r in person}
     assert tags["independent"]["train_group"] == tags["independent"]["test_group"] == "others"
     assert tags["dependent"]["train_group"] == tags["dependent"]["test_group"] == "self"
+
+
+def test_dependent_models_get_as_many_steps_as_independent_ones(stage) -> None:
+    """equal_steps: a person-dependent model (1 subject) runs n_train (2) x the epochs."""
+    c = tracking.client(stage["uri"])
+    epochs = {r.data.tags["evaluation"]: len(c.get_metric_history(r.info.run_id, "train_loss"))
+              for r in stage["runs"] if r.data.tags["group"] == "person"}
+    assert epochs == {"independent": 1, "dependent": 2}
+
+
+def test_model_epochs() -> None:
+    exp = smoke_settings(epochs=3).experiments  # n_train 2
+    assert [model_epochs(exp, n) for n in (1, 2, 3)] == [6, 3, 3]
+    off = smoke_settings(epochs=3, equal_steps=False).experiments
+    matched = smoke_settings(epochs=3, match_frames=True).experiments
+    assert model_epochs(off, 1) == model_epochs(matched, 1) == 3
 
 
 class Interrupted(Exception):

@@ -27,6 +27,10 @@ def test_parts_are_the_protocol_parts(corpora) -> None:
     assert torch.allclose(x.mean(dim=(2, 3)), torch.zeros(40, 1), atol=1e-4)
     assert torch.allclose(x.std(dim=(2, 3)), torch.ones(40, 1), atol=1e-3)
     assert (who == "F001").sum() == 20 and (who == "SN001").sum() == 20
+    # match_frames: every 2nd train frame of each subject, the same frames as the full set's
+    x2, y2, who2 = part_tensors(str(corpora["original"]), ("F001", "SN001"), 0, DISFA_AUS, 2)
+    assert x2.shape == (20, 1, 32, 32) and (who2 == "F001").sum() == 10
+    assert torch.equal(x2[:10], x[:20:2]) and (y2[:10] == y[:20:2]).all()
 
 
 def test_au_without_positive_training_labels_is_reported(corpora) -> None:
