@@ -27,7 +27,7 @@ from deepfn.errors import DeepFNError
 
 __all__ = [
     "ArchConfig", "Encoder", "Decoder", "DeepFNAutoencoder", "check_images", "count_parameters",
-    "LEAKY_SLOPE",
+    "keras_init_", "LEAKY_SLOPE",
 ]
 
 LEAKY_SLOPE = 0.1  # faceswap's LeakyReLU(0.1) after every conv but the last
@@ -131,6 +131,23 @@ class Decoder(nn.Module):
         return torch.sigmoid(self.out(self.upscales(h)))
 
 
+def keras_init_(module: nn.Module) -> nn.Module:
+    """Keras' default initialisation (Glorot-uniform weights, zero biases) on every conv and
+    dense layer, in place, as in the Keras faceswap model the paper used.
+
+    PyTorch's default (Kaiming-uniform with a = sqrt(5)) starts each layer ~1.4x smaller, which
+    over the autoencoder's 12 layers slows early training: in the joint-normalizer probe
+    (docs/normalizer.md) the template L1 after 1,500 iterations was 0.047 with this init and
+    0.068 with PyTorch's.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
 class DeepFNAutoencoder(nn.Module):
     """Shared ``encoder`` E with ``decoder_template`` D^y and ``decoder_subject`` D^x."""
 
@@ -140,6 +157,7 @@ class DeepFNAutoencoder(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder_template = Decoder(cfg)
         self.decoder_subject = Decoder(cfg)
+        keras_init_(self)
 
     def decoder(self, which: DecoderName) -> Decoder:
         if which == "template":

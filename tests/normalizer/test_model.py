@@ -88,3 +88,17 @@ def test_input_checks_say_what_was_got():
         check_images(torch.zeros(2, 1, 32, 32, dtype=torch.uint8))
     with pytest.raises(ValueError, match="decoder"):
         model(torch.rand(1, 1, 32, 32), decoder="other")  # type: ignore[arg-type]
+
+
+def test_layers_start_with_keras_initialisation() -> None:
+    """Glorot-uniform weights (bound sqrt(6 / (fan_in + fan_out))) and zero biases."""
+    torch.manual_seed(0)
+    model = DeepFNAutoencoder(ArchConfig(size=64, width=16, latent=256))
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 4 + 2 + 1 + 2 * (4 + 1)  # convs, dense x2, upscale; 2 decoders
+    for m in layers:
+        fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        assert m.weight.abs().max() <= bound
+        assert m.weight.abs().max() > 0.9 * bound  # uniform over the whole range
+        assert torch.count_nonzero(m.bias) == 0
