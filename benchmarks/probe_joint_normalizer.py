@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -43,10 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--init", choices=["torch", "glorot", "kaiming"], default="glorot",
                    help="glorot = deepfn's (keras_init_); torch = PyTorch's default")
+    p.add_argument("--crop", type=float, default=1.0,
+                   help="keep the central fraction of each frame (before and after alike)")
     p.add_argument("--out", default="reports/joint_probe.png")
     a = p.parse_args(argv)
     subs = list(read_subjects(f"{a.data}/subjects.csv").index)
     data = {s: read_subject(a.data, s) for s in subs}
+    if a.crop < 1.0:
+        for s, d in data.items():
+            side = d.images.shape[-1]
+            lo = int(round(side * (1 - a.crop) / 2))
+            crop = np.ascontiguousarray(d.images[:, lo:side - lo, lo:side - lo])
+            data[s] = replace(d, images=resize_frames(crop, side))
     x = {s: frames_to_tensor(resize_frames(data[s].images, a.size)) for s in subs}
     cfg = ArchConfig(size=a.size, width=a.width, latent=a.latent)
     model = DeepFNAutoencoder(cfg).to(memory_format=torch.channels_last)
