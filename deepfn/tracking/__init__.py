@@ -55,10 +55,22 @@ def _artifact_root(uri: str) -> str | None:
 
 
 def client(uri: str | None = None):  # -> mlflow.MlflowClient (imported lazily: mlflow is slow)
+    """A client of the resolved store, which also becomes the fluent API's (``mlflow.start_run``).
+
+    ``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI`` as a side effect; left in place,
+    the first store a process used would win every later :func:`resolve_tracking_uri` (whose
+    rule is "the environment wins"), so a second store in the same process would silently get
+    the first one's runs.  The user's environment is restored right after.
+    """
     import mlflow
 
     uri = resolve_tracking_uri(uri)
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
