@@ -1,6 +1,6 @@
 """Negative control of the person gap: the same experiment with and without identity.
 
-    .venv/bin/python benchmarks/negative_control.py [--repetitions 5] [--profile default] \\
+    .venv/bin/python benchmarks/negative_control.py [--repetitions 5] [--profile PROFILE] \\
         [--epochs N] [--work DIR] [--out benchmarks/results/negative_control.json]
 
 For each ``synthesize.identity_strength`` in (1, 0) and each protocol it renders the roster of
@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from deepfn.stage import run_stage, stage_parser
 from deepfn.utils.io import write_json
 
 PROTOCOLS = {"paper": False, "matched": True}  # protocol -> experiments.match_frames
@@ -35,10 +36,12 @@ def run_one(strength: float, protocol: str, work: Path, args: argparse.Namespace
     from deepfn.stats.runs import fetch_runs
     from deepfn.stats.tables import analyse
 
-    overrides = {"profile": args.profile, "synthesize.identity_strength": strength,
+    overrides = {"synthesize.identity_strength": strength,
                  "experiments.groups": ["person"], "experiments.normalizations": ["original"],
                  "experiments.repetitions": args.repetitions,
                  "experiments.match_frames": PROTOCOLS[protocol]}
+    if args.profile:
+        overrides["profile"] = args.profile
     if args.epochs:
         overrides["experiments.epochs"] = args.epochs
     s = load_settings(args.params, overrides)
@@ -71,19 +74,7 @@ def run_one(strength: float, protocol: str, work: Path, args: argparse.Namespace
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--profile", default="default")
-    p.add_argument("--repetitions", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=0, help="0: the profile's value")
-    p.add_argument("--protocol", choices=[*PROTOCOLS, "both"], default="both",
-                   help="paper: dependent models on one subject's frames, independent on "
-                        "n_train subjects' (equal steps); matched: every model on one subject's "
-                        "worth of frames (experiments.match_frames)")
-    p.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
-    p.add_argument("--out", default="benchmarks/results/negative_control.json")
-    args = p.parse_args(argv)
+def _body(args: argparse.Namespace) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="deepfn-negctl-") as tmp:
         root = Path(args.work or tmp)
@@ -95,13 +86,27 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
     write_json(Path(args.out), {
         "benchmark": "negative control: person gap with and without identity",
-        "config": {"profile": args.profile, "repetitions": args.repetitions,
+        "config": {"profile": args.profile or "params file", "repetitions": args.repetitions,
                    "epochs": args.epochs or "profile", "groups": ["person"],
                    "protocols": {k: {"match_frames": v} for k, v in PROTOCOLS.items()},
                    "normalizations": ["original"]},
         "results": rows})
     print(f"wrote {args.out}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = stage_parser(__doc__.splitlines()[0])
+    p.add_argument("--profile", default=None, help="default: the params file's profile")
+    p.add_argument("--repetitions", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=0, help="0: the profile's value")
+    p.add_argument("--protocol", choices=[*PROTOCOLS, "both"], default="both",
+                   help="paper: dependent models on one subject's frames, independent on "
+                        "n_train subjects' (equal steps); matched: every model on one subject's "
+                        "worth of frames (experiments.match_frames)")
+    p.add_argument("--work", default=None, help="scratch directory (default: a temp dir); "
+                   "rerunning with the same one resumes (finished runs are skipped)")
+    p.add_argument("--out", default="benchmarks/results/negative_control.json")
+    return run_stage(_body, p, argv)  # one-line errors, exit 2; Ctrl-C exits 130
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from torch import nn
 from deepfn.data.corpus import read_subject, read_subjects
 from deepfn.normalizer.augment import AugmentParams, augment
 from deepfn.normalizer.diagnostics import ProbeSet, summarize
-from deepfn.normalizer.model import ArchConfig, Decoder, DeepFNAutoencoder
+from deepfn.normalizer.model import ArchConfig, Decoder, DeepFNAutoencoder, keras_init_
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
 from deepfn.normalizer.train import Adam, frames_to_tensor, l1_loss
 from deepfn.normalizer.transfer import resize_frames
@@ -60,13 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ArchConfig(size=a.size, width=a.width, latent=a.latent)
     model = DeepFNAutoencoder(cfg).to(memory_format=torch.channels_last)
     dx = nn.ModuleList([Decoder(cfg) for _ in subs]).to(memory_format=torch.channels_last)
-    for m in [*model.modules(), *dx.modules()]:
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+    if a.init == "glorot":  # the model is already Keras-initialised; so are its D^x copies
+        keras_init_(dx)
+    else:
+        for m in [*model.modules(), *dx.modules()]:
+            if not isinstance(m, (nn.Conv2d, nn.Linear)):
+                continue
             if a.init == "torch":
                 m.reset_parameters()
-            elif a.init == "glorot":
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
             else:
                 nn.init.kaiming_uniform_(m.weight, a=0.1, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)

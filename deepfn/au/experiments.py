@@ -56,7 +56,7 @@ from deepfn.data.corpus import data_version, read_manifest, read_subjects
 from deepfn.errors import DeepFNError
 from deepfn.utils.io import write_json
 
-__all__ = ["run_experiments", "read_template", "RESULT_PARAMS", "result_params", "model_epochs"]
+__all__ = ["run_experiments", "read_template", "RESULT_PARAMS", "result_params", "train_budget"]
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,8 @@ def result_params(exp: ExperimentsSettings) -> dict[str, Any]:
     return {k: getattr(exp, k) for k in RESULT_PARAMS}
 
 
-def model_epochs(exp: ExperimentsSettings, n_train_subjects: int) -> int:
-    """Epochs of a model trained on ``n_train_subjects`` subjects.
+def train_budget(exp: ExperimentsSettings, n_train_subjects: int) -> tuple[int, int]:
+    """``(epochs, frame stride)`` of a model trained on ``n_train_subjects`` subjects.
 
     ``experiments.epochs`` is the budget of a model on ``n_train`` subjects.  With
     ``equal_steps`` (the default) a model on fewer subjects -- a person-dependent model trains
@@ -80,11 +80,14 @@ def model_epochs(exp: ExperimentsSettings, n_train_subjects: int) -> int:
     about the same number of Adam steps; otherwise a dependent model would get a quarter of
     the optimisation of an independent one and the gap would measure training time, not
     identity (benchmarks/negative_control.py, docs/protocol.md).  With ``match_frames`` every
-    model already trains on one subject's worth of frames, so the epochs stay as they are.
+    model trains on one subject's worth of frames instead (every ``n_train_subjects``-th train
+    frame of each subject), so the epochs stay as they are.
     """
-    if not exp.equal_steps or exp.match_frames or n_train_subjects >= exp.n_train:
-        return exp.epochs
-    return exp.epochs * max(1, round(exp.n_train / max(n_train_subjects, 1)))
+    if exp.match_frames:
+        return exp.epochs, max(n_train_subjects, 1)
+    if not exp.equal_steps or n_train_subjects >= exp.n_train:
+        return exp.epochs, 1
+    return exp.epochs * max(1, round(exp.n_train / max(n_train_subjects, 1))), 1
 
 
 def read_template(path: str | Path) -> str:
@@ -222,18 +225,17 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
     corpus = {"original": str(original), "deepfn": str(normalized)}
     subject_tensors.cache_clear()  # files may have changed since an earlier call here
     frames = {(n, s): count_train_frames(d, s) for n, d in corpus.items() for s in used}
-    epochs = {m.model_key: model_epochs(exp, len(m.plan.train)) for m in todo}
-    stride = {m.model_key: len(m.plan.train) if exp.match_frames else 1 for m in todo}
-    images = {m.model_key: epochs[m.model_key] * sum(frames[m.plan.normalization, s]
-                                                     for s in m.plan.train) // stride[m.model_key]
-              for m in todo}
+    budget = {m.model_key: train_budget(exp, len(m.plan.train)) for m in todo}
+    images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
+                                                        for s in m.plan.train)
+              // budget[m.model_key][1] for m in todo}
     strategy = make_strategy(exp.strategy, exp.workers, len(todo))
     cfg = TrainConfig.from_settings(
         exp, compile=should_compile(sum(images.values()) / strategy.workers))
     jobs = [TrainJob(m.model_key, corpus[m.plan.normalization], m.plan.train, m.plan.val,
                      tuple((ev.test_group, ev.test_subjects) for ev in m.plan.evaluations),
-                     m.plan.aus, m.plan.seed, replace(cfg, epochs=epochs[m.model_key],
-                                                          train_stride=stride[m.model_key]))
+                     m.plan.aus, m.plan.seed, replace(cfg, epochs=budget[m.model_key][0],
+                                                          train_stride=budget[m.model_key][1]))
             for m in sorted(todo, key=lambda m: -images[m.model_key])]
 
     # -- train; this process logs each result as it arrives ----------------------------------

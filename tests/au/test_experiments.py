@@ -12,7 +12,7 @@ import yaml
 
 from deepfn import tracking
 from deepfn.au import experiments
-from deepfn.au.experiments import model_epochs, run_experiments
+from deepfn.au.experiments import run_experiments, train_budget
 from deepfn.au.runs import search_runs
 from pipelines.experiments import main
 
@@ -127,12 +127,15 @@ def test_dependent_models_get_as_many_steps_as_independent_ones(stage) -> None:
     assert epochs == {"independent": 1, "dependent": 2}
 
 
-def test_model_epochs() -> None:
+def test_train_budget() -> None:
     exp = smoke_settings(epochs=3).experiments  # n_train 2
-    assert [model_epochs(exp, n) for n in (1, 2, 3)] == [6, 3, 3]
+    assert [train_budget(exp, n)[0] for n in (1, 2, 3)] == [6, 3, 3]
     off = smoke_settings(epochs=3, equal_steps=False).experiments
     matched = smoke_settings(epochs=3, match_frames=True).experiments
-    assert model_epochs(off, 1) == model_epochs(matched, 1) == 3
+    assert train_budget(off, 1)[0] == train_budget(matched, 1)[0] == 3
+    # strides: all frames unless match_frames, then one subject's worth
+    assert [train_budget(exp, n)[1] for n in (1, 2)] == [1, 1]
+    assert [train_budget(matched, n) for n in (1, 2)] == [(3, 1), (3, 2)]
 
 
 class Interrupted(Exception):
