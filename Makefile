@@ -5,11 +5,13 @@ SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
+STORE ?= mlruns
 # Stages call `python`/`dvc`: make them the venv's.
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: setup setup-dev run test test-fast lint typecheck ui dashboard bench postgres clean help
+
+.PHONY: setup setup-dev run smoke test test-fast lint typecheck ui dashboard bench postgres clean help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,6 +38,11 @@ run: setup ## run the whole pipeline (dvc repro) on the profile in params.yaml
 	$(BIN)/dvc repro
 	@echo "report: reports/report.md   MLflow UI: make ui"
 
+smoke: setup ## the whole pipeline at smoke scale (smoke profile, 14-subject roster) in .smoke/
+	$(BIN)/deepfn smoke-project .smoke
+	cd .smoke && $(BIN)/dvc repro
+	@echo "report: .smoke/reports/report.md   MLflow UI: make ui STORE=.smoke/mlruns"
+
 test: setup-dev ## run the test suite
 	$(BIN)/pytest -q
 
@@ -46,7 +53,7 @@ lint: setup-dev ## ruff
 	$(BIN)/ruff check deepfn pipelines tests benchmarks
 
 ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
 
 dashboard: setup ## optuna-dashboard on the default study storage (http://127.0.0.1:8080)
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 .optuna/journal.log
@@ -57,4 +64,4 @@ bench: setup ## benchmarks -> benchmarks/results/*.json
 	$(BIN)/python benchmarks/bench_trainer.py
 
 clean: ## remove generated data, models, reports and the MLflow store (keeps .venv)
-	rm -rf data models results reports/normalization reports/figures reports/plots mlruns .deepfn .optuna
+	rm -rf data models results reports/normalization reports/figures reports/plots mlruns .deepfn .optuna .smoke

@@ -59,6 +59,20 @@ def _settings(params: Path, overrides: dict[str, Any] | None = None):
     return load_settings(params, overrides)
 
 
+@app.command("smoke-project")
+@_cli
+def smoke_project(dest: Annotated[Path, typer.Argument(help="directory to (re)create")] = Path(
+        ".smoke")) -> None:
+    """Copy the pipeline into DEST with the smoke profile and roster (then: cd DEST && dvc repro).
+
+    Your workspace's outputs, dvc.lock and MLflow store are left alone.
+    """
+    from deepfn.scaffold import write_smoke_project
+
+    out = write_smoke_project(dest, dvc=str(Path(sys.executable).with_name("dvc")))
+    typer.echo(f"smoke project: {out}  (cd {out} && dvc repro)")
+
+
 @app.command("params")
 @_cli
 def params_cmd(params: Params = Path("params.yaml")) -> None:

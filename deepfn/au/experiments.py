@@ -229,7 +229,7 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
     images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
                                                         for s in m.plan.train)
               // budget[m.model_key][1] for m in todo}
-    strategy = make_strategy(exp.strategy, exp.workers, len(todo))
+    strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()))
     cfg = TrainConfig.from_settings(
         exp, compile=should_compile(sum(images.values()) / strategy.workers))
     jobs = [TrainJob(m.model_key, corpus[m.plan.normalization], m.plan.train, m.plan.val,

@@ -5,7 +5,14 @@
   torch thread each, every worker training its own models (tiny convolutions barely scale
   across threads, and a busy machine makes two-thread runs collapse; one thread per process
   does not);
-* ``auto`` -- ``process`` when there is more than one core and more than one job.
+* ``auto`` -- ``process`` when there is more than one core and job and the run trains at least
+  :data:`POOL_MIN_IMAGES` images (below that, spawning the workers -- ~3 s of importing torch --
+  costs more than they save).
+
+A strategy can be started once and reused (``with strategy: strategy.run(...)`` several times):
+``start(warm=...)`` spawns the pool and compiles the listed graphs in every worker
+(:func:`~deepfn.au.trainer.warm_up`), so the one-time cost is paid -- and can be timed -- apart
+from the training.  ``run`` without ``start`` starts and stops a pool around itself.
 
 Workers only train: they return :class:`~deepfn.au.trainer.JobResult` (histories + test tables)
 and the caller's ``on_result`` -- in the main process -- does all MLflow logging, so the sqlite
@@ -22,18 +29,25 @@ on a GPU.  Register it in :data:`STRATEGIES` and add its name to
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-from deepfn.au.trainer import JobResult, TrainJob, train_job
+from deepfn.au.trainer import JobResult, TrainJob, train_job, warm_up
 
 __all__ = ["Strategy", "SequentialStrategy", "ProcessStrategy", "STRATEGIES", "make_strategy",
-           "available_cores"]
+           "available_cores", "WarmUp", "POOL_MIN_IMAGES"]
 
 OnResult = Callable[[JobResult], None]
+# A pool's start-up (~3 s) against ~5e-5 s saved per image by two one-thread workers over one
+# two-thread process (eager bf16, 2 cores; docs/protocol.md).
+POOL_MIN_IMAGES = 50_000
+# What to compile ahead of the first job: (n_aus, image_size, bf16, batch_size) per graph.
+WarmUp = tuple[tuple[int, int, bool, int], ...]
 
 
 def available_cores() -> int:
@@ -55,16 +69,35 @@ class Strategy(ABC):
     @abstractmethod
     def run(self, jobs: Sequence[TrainJob], on_result: OnResult) -> None: ...
 
+    def start(self, warm: WarmUp = ()) -> None:
+        """Get ready to train: start workers, compile ``warm``'s graphs (no-op by default)."""
+        return None
+
+    def close(self) -> None:
+        """Release what :meth:`start` started."""
+        return None
+
+    def __enter__(self) -> Strategy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class SequentialStrategy(Strategy):
     name = "sequential"
+
+    def start(self, warm: WarmUp = ()) -> None:
+        for spec in warm:
+            warm_up(*spec)
 
     def run(self, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
         for job in jobs:
             on_result(train_job(job))
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, warm: WarmUp = ()) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -72,6 +105,13 @@ def _init_worker(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
+    for spec in warm:
+        warm_up(*spec)
+
+
+def _ready() -> int:
+    time.sleep(0.05)  # long enough that one idle worker cannot take every probe
+    return os.getpid()
 
 
 class ProcessStrategy(Strategy):
@@ -82,37 +122,64 @@ class ProcessStrategy(Strategy):
     def __init__(self, workers: int, threads_per_worker: int = 1) -> None:
         self.workers = max(1, workers)
         self.threads = threads_per_worker
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new_pool(self, workers: int, warm: WarmUp = ()) -> ProcessPoolExecutor:
+        ctx = mp.get_context("spawn")  # fork + torch threads can deadlock
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(self.threads, warm))
+
+    def start(self, warm: WarmUp = ()) -> None:
+        """Spawn every worker now and wait until each has imported torch and compiled ``warm``."""
+        if self._pool is not None:
+            return
+        self._pool = self._new_pool(self.workers, warm)
+        seen: set[int] = set()
+        while len(seen) < self.workers:  # a probe runs only after its worker's initializer
+            seen.update(f.result() for f in [self._pool.submit(_ready)
+                                             for _ in range(self.workers)])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def run(self, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
         if not jobs:
             return
-        ctx = mp.get_context("spawn")  # fork + torch threads can deadlock
-        workers = min(self.workers, len(jobs))
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.threads,)) as pool:
-            pending: set[Future] = {pool.submit(train_job, j) for j in jobs}
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        on_result(fut.result())
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        if self._pool is not None:
+            self._drain(self._pool, jobs, on_result)
+            return
+        with self._new_pool(min(self.workers, len(jobs))) as pool:
+            self._drain(pool, jobs, on_result)
+
+    @staticmethod
+    def _drain(pool: ProcessPoolExecutor, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
+        pending: set[Future] = {pool.submit(train_job, j) for j in jobs}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    on_result(fut.result())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"sequential": SequentialStrategy,
                                          "process": ProcessStrategy}
 
 
-def make_strategy(name: str, workers: int, n_jobs: int) -> Strategy:
-    """Resolve ``experiments.strategy`` / ``experiments.workers`` (0 = one per core)."""
+def make_strategy(name: str, workers: int, n_jobs: int, images: float = math.inf) -> Strategy:
+    """Resolve ``experiments.strategy`` / ``experiments.workers`` (0 = one per core) for a run of
+    ``n_jobs`` models and ``images`` training images in all."""
     cores = available_cores()
     n_workers = workers or cores
     if name == "auto":
-        name = "process" if cores > 1 and n_jobs > 1 and n_workers > 1 else "sequential"
+        pool = cores > 1 and n_jobs > 1 and n_workers > 1 and images >= POOL_MIN_IMAGES
+        name = "process" if pool else "sequential"
     if name == "sequential":
         return SequentialStrategy()
     if name == "process":

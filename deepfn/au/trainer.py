@@ -7,15 +7,18 @@ downstream needs them).  MLflow is never touched here -- the main process logs.
 
 Speed (hundreds of tiny models on CPU): channels-last tensors, bf16 autocast
 (``experiments.precision``), fused Adam, and every subject loaded once per process
-(:func:`subject_tensors` caches it).  Same job + same seed -> same result on any strategy, up
-to float reduction order (thread count).
+(:func:`subject_tensors` caches it).  With ``TrainConfig.compile`` the forward pass *and* the
+masked loss are one ``torch.compile`` graph per process and head size (:func:`compiled_loss`):
+every later model of the process re-initialises that graph's module in place, so nothing
+recompiles.  Same job + same seed -> same result on any strategy and with or without compile,
+up to float reduction order (thread count, fused kernels).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -31,10 +34,13 @@ from deepfn.errors import DeepFNError
 
 __all__ = ["TrainConfig", "TrainJob", "JobResult", "FitResult", "SubjectTensors",
            "subject_tensors", "count_train_frames", "part_tensors", "predict", "fit",
-           "train_job", "should_compile", "INFER_BATCH", "COMPILE_MIN_IMAGES"]
+           "train_job", "should_compile", "compiled_loss", "warm_up", "INFER_BATCH",
+           "COMPILE_MIN_IMAGES"]
 
 INFER_BATCH = 1024
-COMPILE_MIN_IMAGES = 200_000
+# Break-even of compiling in a fresh process with a cold inductor cache (docs/protocol.md):
+# ~8 s of compiling against ~1.2e-4 s saved per training image on one thread.
+COMPILE_MIN_IMAGES = 60_000
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,47 @@ class TrainConfig:
 def should_compile(images_per_worker: float) -> bool:
     """torch.compile pays once a worker trains more than :data:`COMPILE_MIN_IMAGES` images.
 
-    Compiling costs ~10-25 s per process on 2 CPU cores (less with inductor's on-disk cache)
-    and is reused by every later model of the process; see docs/protocol.md for the numbers.
+    Compiling costs ~6-8 s per process with a cold inductor cache (~2 s warm,
+    ``/tmp/torchinductor_$USER``) and is reused by every later model of the process; see
+    docs/protocol.md for the numbers.
     """
     return images_per_worker >= COMPILE_MIN_IMAGES
+
+
+@dataclass
+class _Compiled:
+    model: LeNet5  # the one module instance the graph was traced with (re-initialised per job)
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@cache
+def compiled_loss(n_aus: int, image_size: int, bf16: bool) -> _Compiled:
+    """This process's compiled ``masked BCE(LeNet5(x), y)`` for one head size and precision.
+
+    Dynamo guards on the module object, so a new ``LeNet5`` per job would recompile; instead
+    :func:`fit` loads each job's freshly seeded initial weights into this instance.  Dynamic
+    batch size, so the last, smaller batch of an epoch does not recompile.
+    """
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
+        model = LeNet5(n_aus, image_size).to(memory_format=torch.channels_last)
+
+    def loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            logits = model(xb)
+        return masked_bce_with_logits(logits, yb)
+
+    return _Compiled(model, torch.compile(loss, dynamic=True))
+
+
+def warm_up(n_aus: int, image_size: int, bf16: bool, batch_size: int = 64) -> None:
+    """Compile (or load from inductor's cache) :func:`compiled_loss` now, forward and backward,
+    for a full and a smaller batch -- so a pool's first real job runs at full speed."""
+    c = compiled_loss(n_aus, image_size, bf16)
+    for b in (batch_size, max(1, batch_size // 2 - 1)):
+        x = torch.zeros(b, 1, image_size, image_size).contiguous(
+            memory_format=torch.channels_last)
+        c.loss(x, torch.zeros(b, n_aus)).backward()
+    c.model.zero_grad(set_to_none=True)
 
 
 @dataclass(frozen=True)
@@ -164,7 +207,8 @@ def predict(model: LeNet5, x: torch.Tensor, bf16: bool) -> np.ndarray:
 
 @dataclass
 class FitResult:
-    model: LeNet5  # holding the best epoch's weights
+    model: LeNet5  # holding the best epoch's weights (compiled: the process's shared instance,
+    #                valid until the next compiled fit of that head size)
     train_loss: list[float]
     val_f1: list[float]
     best_epoch: int  # 1-based
@@ -179,11 +223,18 @@ def fit(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray, n_au
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = LeNet5(n_aus, x.shape[-1]).to(memory_format=torch.channels_last)
+    if cfg.compile:  # the same seeded init, loaded into the process's compiled module
+        compiled = compiled_loss(n_aus, x.shape[-1], bf16)
+        compiled.model.load_state_dict(model.state_dict())
+        model, loss_fn = compiled.model, compiled.loss
+    else:
+        def loss_fn(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                logits = model(xb)
+            return masked_bce_with_logits(logits, yb)
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                            weight_decay=cfg.weight_decay, fused=True)
-    # A new model reuses the process's compiled code (guards are on shapes, not instances);
-    # dynamic batch size so the last, smaller batch does not recompile.
-    forward = torch.compile(model, dynamic=True) if cfg.compile else model
     n, bs = len(x), cfg.batch_size
     losses: list[float] = []
     val_f1: list[float] = []
@@ -193,9 +244,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray, n_au
         total = torch.zeros(())
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
-            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                logits = forward(x[idx])
-            loss = masked_bce_with_logits(logits, y[idx])
+            loss = loss_fn(x[idx], y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

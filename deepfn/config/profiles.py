@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PROFILES", "PROFILE_NAMES"]
+__all__ = ["PROFILES", "PROFILE_NAMES", "SMOKE_ROSTER"]
+
+# The roster lives in params.yaml (dvc.yaml's foreach reads it; DVC cannot pick a list by
+# profile), so a smoke *run* is the smoke profile plus this roster: 5 F + 5 M BP4D-like subjects
+# (5 lighter I-II, 5 darker V-VI) and 4 DISFA-like, so every group split keeps the smoke
+# protocol's 2 train + 1 val + >= 1 test subjects per group whichever BP4D-like subject becomes
+# the template.  `make smoke` and the end-to-end test run it: 22 DVC stages.
+SMOKE_ROSTER: tuple[str, ...] = ("F001", "F003", "F004", "F005", "F010",
+                                 "M002", "M003", "M004", "M005", "M010",
+                                 "SN001", "SN002", "SN003", "SN004")
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # Tiny images, few steps; tests use it.  Whole pipeline ~3 min for 30 subjects, nearly all
-    # of it the ~5 s start-up (torch, MLflow) of each of the 38 stage processes.
+    # Tiny images, few steps; tests use it with SMOKE_ROSTER (`make smoke`).  Nearly all of its
+    # time is the ~4 s start-up (torch, MLflow) of each stage process: one per subject.
     "smoke": {
         "synthesize": {"frames_per_sequence": 6},
         "preprocess": {"ae_size": 32, "clf_size": 32},

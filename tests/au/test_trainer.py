@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from deepfn.au.strategies import ProcessStrategy, SequentialStrategy, make_strategy
+from deepfn.au.strategies import (
+    POOL_MIN_IMAGES,
+    ProcessStrategy,
+    SequentialStrategy,
+    make_strategy,
+)
 from deepfn.au.trainer import JobResult, TrainConfig, TrainJob, part_tensors, train_job
 from deepfn.data.corpus import AUS, DISFA_AUS
 
@@ -76,4 +82,38 @@ def test_auto_strategy() -> None:
     assert make_strategy("auto", 1, 10).name == "sequential"
     assert make_strategy("auto", 2, 1).name == "sequential"
     assert make_strategy("auto", 2, 10).name == "process"
+    assert make_strategy("auto", 2, 10, images=POOL_MIN_IMAGES).name == "process"
+    assert make_strategy("auto", 2, 10, images=POOL_MIN_IMAGES - 1).name == "sequential"
     assert make_strategy("sequential", 0, 10).name == "sequential"
+
+
+def test_compiled_training_matches_eager_and_reuses_one_graph(corpora) -> None:
+    """Compiled jobs in one process share one module instance (re-initialised per job): each
+    must still give the result of its own seed, as eager training does."""
+    jobs = [_job(corpora, k, seed=s) for k, s in (("a", 1), ("b", 2))]
+    eager = [train_job(j) for j in jobs]
+    compiled = [train_job(replace(j, config=replace(j.config, compile=True))) for j in jobs]
+    for e, c in zip(eager, compiled, strict=True):
+        assert e.best_epoch == c.best_epoch
+        np.testing.assert_allclose(e.train_loss, c.train_loss, rtol=0.02)
+        for g in e.tests:
+            np.testing.assert_allclose([r["score"] for r in e.tests[g]],
+                                       [r["score"] for r in c.tests[g]], atol=0.05)
+    assert compiled[0].train_loss != compiled[1].train_loss
+
+
+def test_a_started_pool_is_reused_across_runs(corpora) -> None:
+    jobs = [_job(corpora, "a", seed=1), _job(corpora, "b", seed=2)]
+    got: dict[str, JobResult] = {}
+    strategy = ProcessStrategy(workers=2)
+    strategy.start()
+    try:
+        pool = strategy._pool
+        strategy.run(jobs[:1], lambda r: got.__setitem__(r.key, r))
+        strategy.run(jobs[1:], lambda r: got.__setitem__(r.key, r))
+        assert strategy._pool is pool  # the same workers served both runs
+    finally:
+        strategy.close()
+    assert strategy._pool is None
+    for j in jobs:
+        _close(got[j.key], train_job(j))

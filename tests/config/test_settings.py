@@ -85,3 +85,19 @@ def test_every_params_key_is_a_settings_field() -> None:
             fields = type(getattr(s, section)).model_fields
             assert set(values) <= set(fields), section
             assert set(fields) == set(values), f"params.yaml misses keys of {section}"
+
+
+def test_smoke_roster_fills_every_split_whichever_subject_is_the_template() -> None:
+    """For the shipped synthesize.seed (skin types depend on it)."""
+    from deepfn.au.protocol import check_pools, group_pools
+    from deepfn.config.profiles import SMOKE_ROSTER
+    from deepfn.data.synth.roster import roster_metadata
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["profile"] = "smoke"
+    raw["synthesize"]["subjects"] = list(SMOKE_ROSTER)
+    exp = settings_from_dict(raw).experiments
+    table = roster_metadata(SMOKE_ROSTER, seed=raw["synthesize"]["seed"])
+    for template in table.index[table["dataset"] == "bp4d"]:
+        for group in exp.groups:
+            check_pools(group_pools(table, group, template), group, exp)  # raises if short

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deepfn.config import profiles
+from deepfn.scaffold import write_smoke_project
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-# Smallest roster that still gives every group split of the smoke protocol (2 train, 1 val,
-# >= 1 test per group) enough subjects after the template is excluded.
-SMOKE_ROSTER = ([f"F{i:03d}" for i in range(1, 7)] + [f"M{i:03d}" for i in range(1, 7)]
-                + [f"SN{i:03d}" for i in range(1, 5)])
+# The smallest roster that gives every group split of the smoke protocol (2 train, 1 val,
+# >= 1 test per group) enough subjects after the template is excluded (`make smoke` runs it).
+SMOKE_ROSTER = list(profiles.SMOKE_ROSTER)
 
 pytestmark = pytest.mark.slow
 
@@ -38,19 +40,9 @@ def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    for name in ("deepfn", "pipelines"):
-        shutil.copytree(REPO / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, root / name)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["profile"] = "smoke"
-    params["synthesize"]["subjects"] = SMOKE_ROSTER
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], root)
-    _run([str(BIN / "dvc"), "init", "-q"], root)
-    _run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
+    root = write_smoke_project(tmp_path_factory.mktemp("project") / "smoke", REPO,
+                               dvc=str(BIN / "dvc"))
+    assert yaml.safe_load((root / "params.yaml").read_text())["profile"] == "smoke"
     _run([str(BIN / "dvc"), "repro"], root)
     return root
 
@@ -92,7 +84,7 @@ def test_changing_one_subject_reruns_only_its_normalizer(project: Path) -> None:
     backup = target.read_bytes()
     try:
         target.unlink()
-        shutil.copy(project / "data/preprocessed/ae/F002.npz", target)
+        shutil.copy(project / "data/preprocessed/ae/F003.npz", target)
         status = _run([str(BIN / "dvc"), "status", "--json"], project).stdout
         changed = set(json.loads(status))
         normalizers = {s for s in changed if s.startswith("normalize@")}
