@@ -148,7 +148,11 @@ class ProcessStrategy(Strategy):
         if not jobs:
             return
         if self._pool is not None:
-            self._drain(self._pool, jobs, on_result)
+            try:
+                self._drain(self._pool, jobs, on_result)
+            except BaseException:
+                self._pool = None  # _drain shut it down
+                raise
             return
         with self._new_pool(min(self.workers, len(jobs))) as pool:
             self._drain(pool, jobs, on_result)
