@@ -94,6 +94,12 @@ class NormalizeSettings(_Section):
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     warm_start: bool = True
+    # decoders add a learned per-pixel bias, initialised to logit(mean frame of their person),
+    # before the sigmoid (docs/normalizer.md, "Mean face"); false = Table 2 exactly
+    mean_face: bool = False
+    # weight init of a fresh model: glorot (Keras' default, as faceswap) | kaiming (He-uniform
+    # for LeakyReLU(0.1): a shorter initial plateau)
+    init: Literal["glorot", "kaiming"] = "glorot"
     precision: Literal["fp32", "bf16"] = "bf16"
     rotation: float = Field(10.0, ge=0.0, le=90.0)
     scale: float = Field(0.05, ge=0.0, le=0.5)

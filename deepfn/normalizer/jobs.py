@@ -25,18 +25,18 @@ import torch
 from deepfn.data.corpus import SubjectData, data_version, read_manifest, read_subject, read_subjects
 from deepfn.errors import DeepFNError
 from deepfn.normalizer import checkpoint as ckpt
-from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder
+from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder, kaiming_init_
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, preview_rows, save_png
 from deepfn.normalizer.train import TrainConfig, TrainState, fit, frames_to_tensor
 from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, run_key, start_run
 from deepfn.utils.io import sha256_file, write_json
 
-__all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "run_pretrain",
+__all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "set_faces", "run_pretrain",
            "run_normalize", "MetricBuffer"]
 
 WORK_DIR = Path(".deepfn/work")
 _TRAIN_KEYS = ("width", "latent", "batch_size", "lr", "beta1", "beta2", "precision", "rotation",
-               "scale", "translation", "warp_grid", "warp_strength", "seed")
+               "scale", "translation", "warp_grid", "warp_strength", "seed", "init")
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -45,11 +45,30 @@ def seed_for(seed: int, name: str) -> int:
     return zlib.crc32(f"{seed}:{name}".encode())
 
 
-def init_model(arch: ArchConfig, seed: int) -> DeepFNAutoencoder:
-    """A seeded random init that leaves the global torch RNG untouched."""
+def init_model(arch: ArchConfig, seed: int, init: str = "glorot") -> DeepFNAutoencoder:
+    """A seeded random init (``init``: glorot | kaiming) that leaves the global torch RNG
+    untouched.  With ``arch.mean_face`` the mean-face biases start at 0 (logit 0.5): the caller
+    sets them from the frames (:meth:`DeepFNAutoencoder.set_mean_face`)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return DeepFNAutoencoder(arch)
+        model = DeepFNAutoencoder(arch)
+        if init == "kaiming":
+            kaiming_init_(model)
+        elif init != "glorot":
+            raise DeepFNError(f"normalize.init: {init!r} must be glorot or kaiming")
+        return model
+
+
+def set_faces(model: DeepFNAutoencoder, *, template: torch.Tensor | None = None,
+              subject: torch.Tensor | None = None) -> DeepFNAutoencoder:
+    """With ``arch.mean_face``: D^y's face <- mean of ``template``, D^x's <- mean of ``subject``
+    (frames (N, 1, S, S) in [0, 1]); a no-op for Table-2 models."""
+    if model.cfg.mean_face:
+        if template is not None:
+            model.set_mean_face("template", template)
+        if subject is not None:
+            model.set_mean_face("subject", subject)
+    return model
 
 
 def read_template(template_dir: str | Path) -> tuple[SubjectData, dict[str, Any]]:
@@ -184,7 +203,7 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
     tags = {**common_tags(stage="pretrain", profile=settings.profile,
                           data_version=data_version(template_dir)),
             **_subject_tags(template.subject, row, template.subject), "run_key": key}
-    model = init_model(arch, seed)
+    model = set_faces(init_model(arch, seed, s.init), template=frames_to_tensor(template.images))
     with start_run(EXPERIMENT_NORMALIZER, run_name=f"pretrain-{template.subject}", tags=tags,
                    params=_params(settings), uri=settings.tracking.uri) as run:
         state, seconds = TrainState(), 0.0
@@ -228,7 +247,10 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
                               "rerun dvc repro pretrain")
         init = {"pretrained": sha256_file(pretrained)}
     else:
-        model, init = init_model(arch, seed), {"seed": seed}
+        model = set_faces(init_model(arch, seed, s.init),
+                          template=frames_to_tensor(template.images))
+        init = {"seed": seed}
+    set_faces(model, subject=frames_to_tensor(data.images))  # D^x: the subject's average face
     key = run_key(stage="normalize", arch=arch.to_dict(), iterations=s.iterations,
                   train={k: getattr(s, k) for k in _TRAIN_KEYS}, init=init,
                   subject=_file_sha(data_dir, subject),

@@ -27,7 +27,7 @@ from deepfn.errors import DeepFNError
 
 __all__ = [
     "ArchConfig", "Encoder", "Decoder", "DeepFNAutoencoder", "check_images", "count_parameters",
-    "keras_init_", "LEAKY_SLOPE",
+    "keras_init_", "kaiming_init_", "LEAKY_SLOPE",
 ]
 
 LEAKY_SLOPE = 0.1  # faceswap's LeakyReLU(0.1) after every conv but the last
@@ -41,6 +41,7 @@ class ArchConfig:
     size: int = 128
     width: int = 128
     latent: int = 1024
+    mean_face: bool = False
 
     def __post_init__(self) -> None:
         if self.size < 32 or self.size % 32:
@@ -56,10 +57,16 @@ class ArchConfig:
     def from_settings(cls, normalize, preprocess) -> ArchConfig:
         """From :class:`NormalizeSettings` (width, latent) and :class:`PreprocessSettings`."""
         return cls(size=int(preprocess.ae_size), width=int(normalize.width),
-                   latent=int(normalize.latent))
+                   latent=int(normalize.latent),
+                   mean_face=bool(normalize.mean_face))
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, int | bool]:
+        """The fields; ``mean_face`` only when on, so Table-2 models keep their old dict (and
+        their files and run keys stay valid)."""
+        d: dict[str, int | bool] = asdict(self)
+        if not self.mean_face:
+            d.pop("mean_face")
+        return d
 
 
 def check_images(x: Tensor, size: int | None = None, name: str = "x") -> None:
@@ -116,6 +123,10 @@ class Decoder(nn.Module):
     """Table 2: 4 upscales (8w, 4w, 2w, w filters) then conv5x5 -> 1 channel + sigmoid.
 
     (B, 4w, S/16, S/16) -> (B, 1, S, S) in [0, 1].
+
+    With ``cfg.mean_face`` the sigmoid's input gets a learned per-pixel bias ``face`` (1, 1, S, S)
+    (S^2 parameters), initialised by :meth:`set_mean_face` to logit(mean frame of the decoder's
+    person): the layers then only learn each frame's deviation from the average face.
     """
 
     def __init__(self, cfg: ArchConfig) -> None:
@@ -126,9 +137,22 @@ class Decoder(nn.Module):
             _Upscale(w // 2, w),
         )
         self.out = _conv(w // 4, 1, 5)
+        self.face = nn.Parameter(torch.zeros(1, 1, cfg.size, cfg.size)) if cfg.mean_face \
+            else None
 
     def forward(self, h: Tensor) -> Tensor:
-        return torch.sigmoid(self.out(self.upscales(h)))
+        z = self.out(self.upscales(h))
+        if self.face is not None:
+            z = z + self.face.to(z.dtype)
+        return torch.sigmoid(z)
+
+    @torch.no_grad()
+    def set_mean_face(self, frames: Tensor, eps: float = 1.0 / 255) -> None:
+        """``face`` <- logit(mean of ``frames`` (N, 1, S, S) in [0, 1]), clamped to [eps, 1-eps]."""
+        if self.face is None:
+            raise ValueError("set_mean_face needs an ArchConfig with mean_face=True")
+        m = frames.float().mean(0, keepdim=True).clamp(eps, 1 - eps)
+        self.face.copy_(torch.log(m) - torch.log1p(-m))
 
 
 def keras_init_(module: nn.Module) -> nn.Module:
@@ -143,6 +167,23 @@ def keras_init_(module: nn.Module) -> nn.Module:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+def kaiming_init_(module: nn.Module) -> nn.Module:
+    """He-uniform weights for LeakyReLU(0.1), zero biases, on every conv and dense layer, in
+    place (``normalize.init: kaiming``).
+
+    Glorot halves the signal's variance at each of the ~13 LeakyReLU layers, so a fresh
+    autoencoder first sits on a plateau at the mean face (with ``mean_face``, 450 of 800
+    template-only iterations at beta1 0.5 in benchmarks/probe_normalizer_recipe.py); He keeps
+    the variance and the loss starts falling at once.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(m.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
@@ -170,6 +211,10 @@ class DeepFNAutoencoder(nn.Module):
         """(B, 1, S, S) in [0, 1] -> (B, 1, S, S): ``D(E(x))``; ``"template"`` is Eq. 2."""
         check_images(x, self.cfg.size)
         return self.decoder(decoder)(self.encoder(x))
+
+    def set_mean_face(self, which: DecoderName, frames: Tensor) -> None:
+        """Initialise ``which`` decoder's mean-face bias from ``frames`` (``cfg.mean_face``)."""
+        self.decoder(which).set_mean_face(frames)
 
     def copy_template_decoder_to_subject(self) -> None:
         """D^x <- D^y (the warm start's subject decoder starts from the template's)."""

@@ -255,7 +255,7 @@ class NormalizerObjective(_Views):
 
         from deepfn.au.trainer import TrainConfig as ClfConfig
         from deepfn.au.trainer import subject_tensors
-        from deepfn.normalizer.jobs import init_model, seed_for
+        from deepfn.normalizer.jobs import init_model, seed_for, set_faces
         from deepfn.normalizer.model import ArchConfig
         from deepfn.normalizer.preview import reconstruct
         from deepfn.normalizer.train import TrainConfig, fit, frames_to_tensor
@@ -274,7 +274,7 @@ class NormalizerObjective(_Views):
         base = None
         if warm:
             seed = seed_for(norm.seed, "pretrain")
-            base = init_model(arch, seed)
+            base = set_faces(init_model(arch, seed, norm.init), template=template)
             fit(base, template, None, TrainConfig.from_settings(norm, p["pretrain_iterations"]),
                 torch.Generator().manual_seed(seed))
             base.copy_template_decoder_to_subject()
@@ -283,8 +283,10 @@ class NormalizerObjective(_Views):
         try:
             for step, (sid, (d, parts)) in enumerate(self.frames.items()):
                 seed = seed_for(norm.seed, sid)
-                model = copy.deepcopy(base) if base is not None else init_model(arch, seed)
-                fit(model, template, frames_to_tensor(d.images), TrainConfig.from_settings(norm),
+                model = copy.deepcopy(base) if base is not None else set_faces(
+                    init_model(arch, seed, norm.init), template=template)
+                x = frames_to_tensor(d.images)
+                fit(set_faces(model, subject=x), template, x, TrainConfig.from_settings(norm),
                     torch.Generator().manual_seed(seed))
                 rec = reconstruct(model, d.images, "subject")
                 errors.append(float(np.abs(rec.astype(np.float32) - d.images).mean() / 255.0))

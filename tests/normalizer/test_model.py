@@ -102,3 +102,27 @@ def test_layers_start_with_keras_initialisation() -> None:
         assert m.weight.abs().max() <= bound
         assert m.weight.abs().max() > 0.9 * bound  # uniform over the whole range
         assert torch.count_nonzero(m.bias) == 0
+
+
+def test_mean_face_decoder_starts_at_its_persons_average_face() -> None:
+    from deepfn.normalizer.jobs import init_model, set_faces
+
+    cfg = ArchConfig(size=32, width=4, latent=8, mean_face=True)
+    model = init_model(cfg, seed=0, init="kaiming")
+    frames = torch.rand(10, 1, 32, 32) * 0.8 + 0.1
+    set_faces(model, template=frames, subject=1 - frames)
+    for dec in (model.decoder_template, model.decoder_subject):  # silence the learned layers
+        torch.nn.init.zeros_(dec.out.weight)
+        torch.nn.init.zeros_(dec.out.bias)
+    h = model.encoder(torch.rand(3, 1, 32, 32))
+    torch.testing.assert_close(model.decoder_template(h), frames.mean(0).expand(3, 1, 32, 32))
+    torch.testing.assert_close(model.decoder_subject(h), (1 - frames).mean(0).expand(3, 1, 32, 32))
+    assert count_parameters(model) == count_parameters(
+        DeepFNAutoencoder(ArchConfig(size=32, width=4, latent=8))) + 2 * 32 * 32
+
+
+def test_table2_models_keep_their_arch_dict_and_reject_set_mean_face() -> None:
+    cfg = ArchConfig(size=32, width=4, latent=8)
+    assert cfg.to_dict() == {"size": 32, "width": 4, "latent": 8}  # old files stay loadable
+    with pytest.raises(ValueError, match="mean_face"):
+        DeepFNAutoencoder(cfg).set_mean_face("template", torch.rand(2, 1, 32, 32))
