@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="glorot = keras_init_ (deepfn's); kaiming = He-uniform for LeakyReLU(0.1)")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache", default="scratch/pretrain_cache")
+    p.add_argument("--cache", default="benchmarks/results/scratch_recipe/pretrain_cache")
     p.add_argument("--tag", default="probe")
-    p.add_argument("--out", default="scratch/previews")
+    p.add_argument("--out", default="benchmarks/results/scratch_recipe")
     p.add_argument("--skip-finetune", action="store_true")
     p.add_argument("--ft-freeze", choices=["none", "dx", "dy"], default="none",
                    help="fine-tune: freeze D^x's layers (its mean face stays trainable) or D^y")
