@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="glorot = deepfn's (keras_init_); torch = PyTorch's default")
     p.add_argument("--crop", type=float, default=1.0,
                    help="keep the central fraction of each frame (before and after alike)")
+    p.add_argument("--mean-face", action="store_true",
+                   help="decoders on their person's mean face (normalize.mean_face)")
+    p.add_argument("--beta1", type=float, default=0.5)
+    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--no-affine", action="store_true", help="random warp only (CPU recipe)")
+    p.add_argument("--pretrained", default=None,
+                   help="start E and D^y (and every D^x) from this pretrain model file "
+                        "(models/pretrained.pt of the same settings)")
     p.add_argument("--out", default="reports/joint_probe.png")
     a = p.parse_args(argv)
     subs = list(read_subjects(f"{a.data}/subjects.csv").index)
@@ -57,10 +65,17 @@ def main(argv: list[str] | None = None) -> int:
             crop = np.ascontiguousarray(d.images[:, lo:side - lo, lo:side - lo])
             data[s] = replace(d, images=resize_frames(crop, side))
     x = {s: frames_to_tensor(resize_frames(data[s].images, a.size)) for s in subs}
-    cfg = ArchConfig(size=a.size, width=a.width, latent=a.latent)
+    cfg = ArchConfig(size=a.size, width=a.width, latent=a.latent, mean_face=a.mean_face)
     model = DeepFNAutoencoder(cfg).to(memory_format=torch.channels_last)
     dx = nn.ModuleList([Decoder(cfg) for _ in subs]).to(memory_format=torch.channels_last)
-    if a.init == "glorot":  # the model is already Keras-initialised; so are its D^x copies
+    if a.pretrained:
+        from deepfn.normalizer.checkpoint import load_model
+
+        pre, _ = load_model(a.pretrained, kind="pretrained", arch=cfg, fix="check --pretrained")
+        model.load_state_dict(pre.state_dict())
+        for d in dx:
+            d.load_state_dict(pre.decoder_template.state_dict())
+    elif a.init == "glorot":  # the model is already Keras-initialised; so are its D^x copies
         keras_init_(dx)
     else:
         for m in [*model.modules(), *dx.modules()]:
@@ -71,9 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 nn.init.kaiming_uniform_(m.weight, a=0.1, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)
+    if a.mean_face:
+        model.decoder_template.set_mean_face(x[a.template])
+        for s, d in zip(subs, dx, strict=True):
+            d.set_mean_face(x[s])
+    betas = (a.beta1, a.beta2)
     shared = Adam([*model.encoder.parameters(), *model.decoder_template.parameters()], a.lr,
-                  (0.5, 0.999))
-    per = [Adam(d.parameters(), a.lr, (0.5, 0.999)) for d in dx]
+                  betas)
+    per = [Adam(d.parameters(), a.lr, betas) for d in dx]
+    aug = AugmentParams(rotation=0.0, scale=0.0, translation=0.0) if a.no_affine \
+        else AugmentParams()
     g = torch.Generator().manual_seed(0)
     others = [i for i, s in enumerate(subs) if s != a.template]
     t0 = time.perf_counter()
@@ -81,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         i, b = others[it % len(others)], a.batch
         pick = [x[a.template][torch.randint(len(x[a.template]), (b,), generator=g)],
                 x[subs[i]][torch.randint(len(x[subs[i]]), (b,), generator=g)]]
-        inp, tgt = augment(torch.cat(pick), AugmentParams(), g)
+        inp, tgt = augment(torch.cat(pick), aug, g)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             h = model.encoder(inp.contiguous(memory_format=torch.channels_last))
             y_hat, x_hat = model.decoder_template(h[:b]), dx[i](h[b:])
