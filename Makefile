@@ -10,7 +10,6 @@ STORE ?= mlruns
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-
 .PHONY: setup setup-dev run smoke test test-fast lint typecheck ui dashboard bench postgres clean help
 
 help:

@@ -26,7 +26,13 @@ from torch import nn
 from deepfn.data.corpus import read_subject, read_subjects
 from deepfn.normalizer.augment import AugmentParams, augment
 from deepfn.normalizer.diagnostics import ProbeSet, summarize
-from deepfn.normalizer.model import ArchConfig, Decoder, DeepFNAutoencoder, keras_init_
+from deepfn.normalizer.model import (
+    ArchConfig,
+    Decoder,
+    DeepFNAutoencoder,
+    kaiming_init_,
+    keras_init_,
+)
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
 from deepfn.normalizer.train import Adam, frames_to_tensor, l1_loss
 from deepfn.normalizer.transfer import resize_frames
@@ -77,15 +83,13 @@ def main(argv: list[str] | None = None) -> int:
             d.load_state_dict(pre.decoder_template.state_dict())
     elif a.init == "glorot":  # the model is already Keras-initialised; so are its D^x copies
         keras_init_(dx)
+    elif a.init == "kaiming":  # normalize.init: kaiming
+        kaiming_init_(model)
+        kaiming_init_(dx)
     else:
         for m in [*model.modules(), *dx.modules()]:
-            if not isinstance(m, (nn.Conv2d, nn.Linear)):
-                continue
-            if a.init == "torch":
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
                 m.reset_parameters()
-            else:
-                nn.init.kaiming_uniform_(m.weight, a=0.1, nonlinearity="leaky_relu")
-                nn.init.zeros_(m.bias)
     if a.mean_face:
         model.decoder_template.set_mean_face(x[a.template])
         for s, d in zip(subs, dx, strict=True):

@@ -39,6 +39,17 @@ def write_smoke_project(dest: str | Path, repo: str | Path = ".", dvc: str = "dv
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        _fill(tmp, repo, params, dvc)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
+        raise
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def _fill(tmp: Path, repo: Path, params: dict, dvc: str) -> None:
     for name in COPIED:
         src = repo / name
         if src.is_dir():
@@ -51,6 +62,3 @@ def write_smoke_project(dest: str | Path, repo: str | Path = ".", dvc: str = "dv
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
         if proc.returncode:
             raise DeepFNError(f"{' '.join(cmd)} failed in {tmp}: {proc.stderr.strip()[-300:]}")
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest

@@ -22,3 +22,9 @@ def test_outside_a_checkout_is_one_error_and_writes_nothing(tmp_path: Path) -> N
 def test_it_refuses_to_overwrite_the_project(dest: str) -> None:
     with pytest.raises(DeepFNError, match="overwrite the project"):
         write_smoke_project(REPO / dest, repo=REPO)
+
+
+def test_a_failing_init_leaves_no_half_written_copy(tmp_path: Path) -> None:
+    with pytest.raises(DeepFNError, match="false init -q failed"):
+        write_smoke_project(tmp_path / "smoke", repo=REPO, dvc="false")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -136,10 +136,11 @@ def center_weight_map(size: int, strength: float, sigma: float = 0.25) -> Tensor
     return w / w.mean()
 
 
-def deepfn_loss(x: Tensor, x_hat: Tensor, y: Tensor, y_hat: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor]:
-    """Eq. 1: ``mean|x - D^x(E(x'))| + mean|y - D^y(E(y'))|`` -> (total, subject, template)."""
-    lx, ly = l1_loss(x, x_hat), l1_loss(y, y_hat)
+def deepfn_loss(x: Tensor, x_hat: Tensor, y: Tensor, y_hat: Tensor,
+                weight: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Eq. 1: ``mean|x - D^x(E(x'))| + mean|y - D^y(E(y'))|`` -> (total, subject, template);
+    ``weight`` as in :func:`l1_loss` (None: Eq. 1 exactly)."""
+    lx, ly = l1_loss(x, x_hat, weight), l1_loss(y, y_hat, weight)
     return lx + ly, lx, ly
 
 
@@ -225,16 +226,12 @@ def _step(model: DeepFNAutoencoder, opt: Adam, template: Tensor,
         h = model.encoder(inputs)
         y_hat = model.decoder_template(h[:b])
         x_hat = model.decoder_subject(h[b:]) if subject is not None else None
-    if cfg.center_weight:                                                # probe-only knob
-        w = center_weight_map(inputs.shape[-1], cfg.center_weight)
-        ly = l1_loss(targets[:b], y_hat, w)
-        lx = l1_loss(targets[b:], x_hat, w) if x_hat is not None else torch.zeros(())
-        loss = lx + ly
-    elif x_hat is None:                                                  # pretrain: 2nd term
-        ly = l1_loss(targets, y_hat)
+    w = center_weight_map(inputs.shape[-1], cfg.center_weight) if cfg.center_weight else None
+    if x_hat is None:                                                    # pretrain: 2nd term
+        ly = l1_loss(targets, y_hat, w)
         loss, lx = ly, torch.zeros(())
     else:
-        loss, lx, ly = deepfn_loss(targets[b:], x_hat, targets[:b], y_hat)
+        loss, lx, ly = deepfn_loss(targets[b:], x_hat, targets[:b], y_hat, w)
     opt.zero_grad()
     loss.backward()
     if cfg.clip:

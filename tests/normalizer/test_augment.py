@@ -97,9 +97,9 @@ def test_training_targets_are_the_unwarped_frames(monkeypatch: pytest.MonkeyPatc
         seen["target"].append(target.clone())
         return warped, target
 
-    def spy_l1(target, pred):
+    def spy_l1(target, pred, weight=None):
         seen["loss_target"].append(target.clone())
-        return real_l1(target, pred)
+        return real_l1(target, pred, weight)
 
     model = DeepFNAutoencoder(ArchConfig(32, 4, 8))
     model.encoder.register_forward_pre_hook(lambda m, args: seen["encoded"].append(args[0]))
