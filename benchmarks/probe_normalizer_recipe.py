@@ -63,15 +63,19 @@ def _within(frames_before: np.ndarray, frames_after: np.ndarray, intensity: np.n
 
 
 @torch.inference_mode()
-def latent(model: DeepFNAutoencoder, frames: np.ndarray) -> np.ndarray:
+def latent(model: DeepFNAutoencoder, frames: np.ndarray, source: str = "subject") -> np.ndarray:
     """(N, latent) bottleneck codes of E (fp32): does the encoder see the expression at all?"""
     model.eval()
     x = frames_to_tensor(frames)
+    centre = model.decoder(source).centre
+    if centre is not None:
+        x = x - centre
     return model.encoder.dense_latent(model.encoder.convs(x).flatten(1)).numpy()
 
 
-def _within_latent(model, frames, intensity, sequence) -> float | None:
-    return _mean_r(expression_probe(latent(model, frames), intensity, split_mask(sequence)))
+def _within_latent(model, frames, intensity, sequence, source="subject") -> float | None:
+    return _mean_r(expression_probe(latent(model, frames, source), intensity,
+                                    split_mask(sequence)))
 
 
 def orig_probe_r(frames_before: np.ndarray, frames_after: np.ndarray, intensity: np.ndarray,
@@ -123,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mean-face", action="store_true",
                    help="decoders output sigmoid(net + learned per-pixel bias), the bias "
                         "initialised to logit(mean image) of the decoder's person")
+    p.add_argument("--center-input", action="store_true",
+                   help="E sees each frame minus its person's mean frame")
     p.add_argument("--target-blur", type=float, default=0.0,
                    help="Gaussian blur (std, pixels) of the training target only")
     p.add_argument("--warmup", type=int, default=0, help="linear lr warmup iterations")
@@ -148,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     tmpl = read_subject(a.data, a.template)
     y = frames_to_tensor(tmpl.images)
-    arch = ArchConfig(size=y.shape[-1], width=a.width, latent=a.latent, mean_face=a.mean_face)
+    arch = ArchConfig(size=y.shape[-1], width=a.width, latent=a.latent, mean_face=a.mean_face,
+                      center_input=a.center_input)
+    if a.center_input and a.pretrain_all:
+        raise SystemExit("--center-input does not go with --pretrain-all")
     aug = AugmentParams(rotation=a.rotation, scale=a.scale, translation=a.translation,
                         warp_grid=a.warp_grid, warp_strength=a.warp)
     extra = {"warmup": a.warmup, "clip": a.clip, "center": a.center, "mean_face": a.mean_face}
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             m = DeepFNAutoencoder(arch)
             if a.init == "kaiming":
                 kaiming_init_(m)
-        if a.mean_face:
+        if a.mean_face or a.center_input:
             m.set_mean_face("template", y)
         return m
 
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.pretrain_all:
         model.copy_template_decoder_to_subject()
     pre_state = {k: v.clone() for k, v in model.state_dict().items()}
-    rec_y = reconstruct(model, tmpl.images, "template")
+    rec_y = reconstruct(model, tmpl.images, "template", source="template")
     t_b, t_a = _within(tmpl.images, rec_y, tmpl.intensity, tmpl.sequence)
     tmpl_l1 = float(np.abs(rec_y.astype(np.float32) - tmpl.images).mean() / 255)
     result = {"tag": a.tag, "pretrain_s": pre_s, "template_recon_l1": round(tmpl_l1, 4),
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
               "template_origprobe_r": orig_probe_r(tmpl.images, rec_y, tmpl.intensity,
                                                    tmpl.sequence),
               "template_latent_r": _within_latent(model, tmpl.images, tmpl.intensity,
-                                                  tmpl.sequence)}
+                                                  tmpl.sequence, "template")}
     print(json.dumps(result), flush=True)
     rows, labels = [], []
     j = pick_preview_frames(tmpl.intensity, tmpl.sequence, n=6)
@@ -233,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, s in enumerate(a.subjects):
         d = read_subject(a.data, s)
         model.load_state_dict(pre_state)
-        if a.mean_face:
+        if a.mean_face or a.center_input:
             model.set_mean_face("subject", frames_to_tensor(d.images))
         g = torch.Generator().manual_seed(a.seed * 1000 + k + 1)
         for name, prm in model.named_parameters():

@@ -21,12 +21,13 @@ SMOKE_ROSTER: tuple[str, ...] = ("F001", "F003", "F004", "F005", "F010",
                                  "SN001", "SN002", "SN003", "SN004")
 
 # The CPU profiles' normalizer recipe (benchmarks/probe_normalizer_recipe.py, docs/normalizer.md
-# "Recipe probe"): decoders on their person's mean face, He init, Adam 1e-3 / (0.9, 0.99), no
-# random affine (the random warp stays): the template autoencoder then reproduces the template's
-# expressions within a few thousand iterations.  The paper profile keeps the paper's values.
+# "Recipe probe"): decoders on their person's mean face, the encoder on each frame minus its
+# person's mean frame, He init, Adam 1e-3 / (0.9, 0.99), no random affine (the random warp
+# stays): the template autoencoder then reproduces the template's expressions within a few
+# thousand iterations.  The paper profile keeps the paper's values.
 _CPU_RECIPE: dict[str, Any] = {"lr": 1.0e-3, "beta1": 0.9, "beta2": 0.99, "mean_face": True,
-                               "init": "kaiming", "rotation": 0.0, "scale": 0.0,
-                               "translation": 0.0}
+                               "center_input": True, "init": "kaiming", "rotation": 0.0,
+                               "scale": 0.0, "translation": 0.0}
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # Tiny images, few steps; tests use it with SMOKE_ROSTER (`make smoke`).  Nearly all of its

@@ -97,6 +97,9 @@ class NormalizeSettings(_Section):
     # decoders add a learned per-pixel bias, initialised to logit(mean frame of their person),
     # before the sigmoid (docs/normalizer.md, "Mean face"); false = Table 2 exactly
     mean_face: bool = False
+    # E sees each frame minus its person's mean frame (the template's for template frames, the
+    # subject's for the subject's; docs/normalizer.md, "Centred input"); false = the paper
+    center_input: bool = False
     # weight init of a fresh model: glorot (Keras' default, as faceswap) | kaiming (He-uniform
     # for LeakyReLU(0.1): a shorter initial plateau)
     init: Literal["glorot", "kaiming"] = "glorot"

@@ -61,9 +61,10 @@ def init_model(arch: ArchConfig, seed: int, init: str = "glorot") -> DeepFNAutoe
 
 def set_faces(model: DeepFNAutoencoder, *, template: torch.Tensor | None = None,
               subject: torch.Tensor | None = None) -> DeepFNAutoencoder:
-    """With ``arch.mean_face``: D^y's face <- mean of ``template``, D^x's <- mean of ``subject``
-    (frames (N, 1, S, S) in [0, 1]); a no-op for Table-2 models."""
-    if model.cfg.mean_face:
+    """With ``arch.mean_face`` / ``arch.center_input``: D^y's face and input centre <- mean of
+    ``template``, D^x's <- mean of ``subject`` (frames (N, 1, S, S) in [0, 1]); a no-op for
+    Table-2 models."""
+    if model.cfg.mean_face or model.cfg.center_input:
         if template is not None:
             model.set_mean_face("template", template)
         if subject is not None:

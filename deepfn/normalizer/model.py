@@ -42,6 +42,7 @@ class ArchConfig:
     width: int = 128
     latent: int = 1024
     mean_face: bool = False
+    center_input: bool = False
 
     def __post_init__(self) -> None:
         if self.size < 32 or self.size % 32:
@@ -58,14 +59,16 @@ class ArchConfig:
         """From :class:`NormalizeSettings` (width, latent) and :class:`PreprocessSettings`."""
         return cls(size=int(preprocess.ae_size), width=int(normalize.width),
                    latent=int(normalize.latent),
-                   mean_face=bool(normalize.mean_face))
+                   mean_face=bool(normalize.mean_face),
+                   center_input=bool(normalize.center_input))
 
     def to_dict(self) -> dict[str, int | bool]:
-        """The fields; ``mean_face`` only when on, so Table-2 models keep their old dict (and
-        their files and run keys stay valid)."""
+        """The fields; ``mean_face`` and ``center_input`` only when on, so Table-2 models keep
+        their old dict (and their files and run keys stay valid)."""
         d: dict[str, int | bool] = asdict(self)
-        if not self.mean_face:
-            d.pop("mean_face")
+        for name in ("mean_face", "center_input"):
+            if not d[name]:
+                d.pop(name)
         return d
 
 
@@ -126,7 +129,10 @@ class Decoder(nn.Module):
 
     With ``cfg.mean_face`` the sigmoid's input gets a learned per-pixel bias ``face`` (1, 1, S, S)
     (S^2 parameters), initialised by :meth:`set_mean_face` to logit(mean frame of the decoder's
-    person): the layers then only learn each frame's deviation from the average face.
+    person): the layers then only learn each frame's deviation from the average face.  With
+    ``cfg.center_input`` the decoder also holds its person's mean frame as the fixed buffer
+    ``centre`` (1, 1, S, S), which :meth:`DeepFNAutoencoder.encode` subtracts from that person's
+    frames before E.
     """
 
     def __init__(self, cfg: ArchConfig) -> None:
@@ -139,6 +145,11 @@ class Decoder(nn.Module):
         self.out = _conv(w // 4, 1, 5)
         self.face = nn.Parameter(torch.zeros(1, 1, cfg.size, cfg.size)) if cfg.mean_face \
             else None
+        self.centre: Tensor | None
+        if cfg.center_input:
+            self.register_buffer("centre", torch.zeros(1, 1, cfg.size, cfg.size))
+        else:
+            self.centre = None
 
     def forward(self, h: Tensor) -> Tensor:
         z = self.out(self.upscales(h))
@@ -148,11 +159,16 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def set_mean_face(self, frames: Tensor, eps: float = 1.0 / 255) -> None:
-        """``face`` <- logit(mean of ``frames`` (N, 1, S, S) in [0, 1]), clamped to [eps, 1-eps]."""
-        if self.face is None:
-            raise ValueError("set_mean_face needs an ArchConfig with mean_face=True")
-        m = frames.float().mean(0, keepdim=True).clamp(eps, 1 - eps)
-        self.face.copy_(torch.log(m) - torch.log1p(-m))
+        """``face`` <- logit(mean of ``frames`` (N, 1, S, S) in [0, 1]), clamped to [eps, 1-eps],
+        and ``centre`` <- their mean (each where the config has it)."""
+        if self.face is None and self.centre is None:
+            raise ValueError("set_mean_face needs an ArchConfig with mean_face or center_input")
+        mean = frames.float().mean(0, keepdim=True)
+        if self.centre is not None:
+            self.centre.copy_(mean)
+        if self.face is not None:
+            m = mean.clamp(eps, 1 - eps)
+            self.face.copy_(torch.log(m) - torch.log1p(-m))
 
 
 def keras_init_(module: nn.Module) -> nn.Module:
@@ -207,13 +223,32 @@ class DeepFNAutoencoder(nn.Module):
             return self.decoder_subject
         raise ValueError(f"decoder must be 'template' or 'subject', got {which!r}")
 
-    def forward(self, x: Tensor, decoder: DecoderName = "template") -> Tensor:
-        """(B, 1, S, S) in [0, 1] -> (B, 1, S, S): ``D(E(x))``; ``"template"`` is Eq. 2."""
+    def encode(self, x: Tensor, n_template: int = 0) -> Tensor:
+        """E of a batch whose first ``n_template`` frames are the template's and the rest the
+        subject's.  With ``cfg.center_input`` each frame first loses its person's mean frame
+        (D^y's / D^x's ``centre``), so E sees expression, not identity; otherwise E(x)."""
+        if self.cfg.center_input:
+            ct, cs = self.decoder_template.centre, self.decoder_subject.centre
+            assert ct is not None and cs is not None
+            n = len(x)
+            centres = torch.cat([ct.expand(min(n_template, n), -1, -1, -1),
+                                 cs.expand(n - min(n_template, n), -1, -1, -1)])
+            x = x - centres.to(x.dtype)
+        return self.encoder(x)
+
+    def forward(self, x: Tensor, decoder: DecoderName = "template",
+                source: DecoderName = "subject") -> Tensor:
+        """(B, 1, S, S) in [0, 1] -> (B, 1, S, S): ``D(E(x))``; ``"template"`` is Eq. 2.
+
+        ``source`` says whose frames ``x`` are (it matters only with ``cfg.center_input``):
+        the subject's (Eq. 2, the default) or the template's."""
         check_images(x, self.cfg.size)
-        return self.decoder(decoder)(self.encoder(x))
+        h = self.encode(x, n_template=len(x) if source == "template" else 0)
+        return self.decoder(decoder)(h)
 
     def set_mean_face(self, which: DecoderName, frames: Tensor) -> None:
-        """Initialise ``which`` decoder's mean-face bias from ``frames`` (``cfg.mean_face``)."""
+        """Set ``which`` decoder's person means from ``frames``: its mean-face bias
+        (``cfg.mean_face``) and its input centre (``cfg.center_input``)."""
         self.decoder(which).set_mean_face(frames)
 
     def copy_template_decoder_to_subject(self) -> None:

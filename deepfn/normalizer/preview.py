@@ -44,14 +44,15 @@ def pick_preview_frames(intensity: np.ndarray, sequence: np.ndarray, n: int = 6)
 
 @torch.inference_mode()
 def reconstruct(model: DeepFNAutoencoder, frames: np.ndarray, decoder: str,
-                batch_size: int = 256) -> np.ndarray:
+                batch_size: int = 256, source: str = "subject") -> np.ndarray:
     """uint8 (N, S, S) -> uint8 (N, S, S): ``D(E(x))`` with ``decoder`` 'subject'/'template'
-    (fp32, eval mode, ``batch_size`` frames at a time)."""
+    (fp32, eval mode, ``batch_size`` frames at a time) of ``source``'s frames (the subject's, or
+    'template' for the template's own)."""
     model.eval()
     out = np.empty_like(frames)
     for i in range(0, len(frames), batch_size):
         x = frames_to_tensor(frames[i:i + batch_size])
-        y = model(x, decoder=decoder)
+        y = model(x, decoder=decoder, source=source)
         out[i:i + batch_size] = y[:, 0].float().mul_(255.0).round_().clamp_(0, 255).to(
             torch.uint8).numpy()
     return out
@@ -88,6 +89,7 @@ def preview_rows(model: DeepFNAutoencoder, frames: np.ndarray, *, subject: bool 
     if subject:
         rows.append(reconstruct(model, frames, "subject"))
         labels.append("D^x(E(x))")
-    rows.append(reconstruct(model, frames, "template"))
+    rows.append(reconstruct(model, frames, "template",
+                            source="subject" if subject else "template"))
     labels.append("D^y(E(x))" if subject else "D^y(E(y))")
     return rows, labels

@@ -223,7 +223,7 @@ def _step(model: DeepFNAutoencoder, opt: Adam, template: Tensor,
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     with ctx:
-        h = model.encoder(inputs)
+        h = model.encode(inputs, n_template=b)
         y_hat = model.decoder_template(h[:b])
         x_hat = model.decoder_subject(h[b:]) if subject is not None else None
     w = center_weight_map(inputs.shape[-1], cfg.center_weight) if cfg.center_weight else None

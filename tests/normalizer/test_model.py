@@ -126,3 +126,26 @@ def test_table2_models_keep_their_arch_dict_and_reject_set_mean_face() -> None:
     assert cfg.to_dict() == {"size": 32, "width": 4, "latent": 8}  # old files stay loadable
     with pytest.raises(ValueError, match="mean_face"):
         DeepFNAutoencoder(cfg).set_mean_face("template", torch.rand(2, 1, 32, 32))
+
+
+def test_centred_input_subtracts_each_persons_mean_frame_before_the_encoder() -> None:
+    from deepfn.normalizer.jobs import init_model, set_faces
+
+    cfg = ArchConfig(size=32, width=4, latent=8, center_input=True)
+    model = init_model(cfg, seed=0, init="kaiming").eval()
+    y, x = torch.rand(6, 1, 32, 32), torch.rand(5, 1, 32, 32) * 0.5
+    set_faces(model, template=y, subject=x)
+    plain = DeepFNAutoencoder(ArchConfig(size=32, width=4, latent=8)).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                           if not k.endswith(".centre")})
+    with torch.no_grad():
+        # Eq. 2 on the subject's frames: E sees x - mean(x)
+        torch.testing.assert_close(model(x), plain(x - x.mean(0)))
+        torch.testing.assert_close(model(y, source="template"), plain(y - y.mean(0)))
+        # a training batch [y; x]: each part loses its own person's mean
+        both = model.encode(torch.cat([y, x]), n_template=len(y))
+        torch.testing.assert_close(both, plain.encoder(torch.cat([y - y.mean(0),
+                                                                  x - x.mean(0)])))
+    assert cfg.to_dict() == {"size": 32, "width": 4, "latent": 8, "center_input": True}
+    assert count_parameters(model) == count_parameters(plain)  # the centres are buffers
+    assert "decoder_subject.centre" in model.state_dict()  # ... saved with the checkpoint

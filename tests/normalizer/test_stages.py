@@ -94,7 +94,8 @@ def test_pretrain_run_and_model_meta(workspace: Path):
     assert obj["kind"] == "pretrained" and obj["meta"]["iterations"] == 4
     norm = torch.load(workspace / "models" / "normalizers" / "F002.pt", weights_only=True)
     assert norm["meta"]["subject"] == "F002" and norm["meta"]["template_subject"] == "F001"
-    assert norm["arch"] == {"size": 32, "width": 4, "latent": 32, "mean_face": True}  # smoke
+    assert norm["arch"] == {"size": 32, "width": 4, "latent": 32, "mean_face": True,
+                            "center_input": True}  # smoke
     assert set(norm) == {"format", "kind", "arch", "state_dict", "meta"}  # no optimizer state
     assert not list((workspace / ".deepfn" / "work" / "normalize").glob("*.pt"))  # cleaned up
 
