@@ -26,8 +26,9 @@ SMOKE_ROSTER: tuple[str, ...] = ("F001", "F003", "F004", "F005", "F010",
 # stays): the template autoencoder then reproduces the template's expressions within a few
 # thousand iterations.  The paper profile keeps the paper's values.
 _CPU_RECIPE: dict[str, Any] = {"lr": 1.0e-3, "beta1": 0.9, "beta2": 0.99, "mean_face": True,
-                               "center_input": True, "init": "kaiming", "rotation": 0.0,
-                               "scale": 0.0, "translation": 0.0}
+                               "center_input": True, "finetune": "decoder_subject",
+                               "init": "kaiming", "rotation": 0.0, "scale": 0.0,
+                               "translation": 0.0}
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # Tiny images, few steps; tests use it with SMOKE_ROSTER (`make smoke`).  Nearly all of its
@@ -46,7 +47,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
         "synthesize": {"frames_per_sequence": 30},
         "preprocess": {"ae_size": 64, "clf_size": 64},
-        "pretrain": {"iterations": 5000},
+        "pretrain": {"iterations": 10_000},
         "normalize": {"width": 16, "latent": 256, "iterations": 150, "batch_size": 32,
                       "checkpoint_every": 50, "log_every": 25, **_CPU_RECIPE},
         "experiments": {"repetitions": 3, "epochs": 15, "batch_size": 32, "n_train": 4,

@@ -100,6 +100,10 @@ class NormalizeSettings(_Section):
     # E sees each frame minus its person's mean frame (the template's for template frames, the
     # subject's for the subject's; docs/normalizer.md, "Centred input"); false = the paper
     center_input: bool = False
+    # what the per-subject fine-tune trains: all (E, D^y, D^x: Eq. 1, the paper) | decoder_subject
+    # (D^x only; E and D^y stay as the template warm start left them: docs/normalizer.md,
+    # "Fine-tuning only D^x")
+    finetune: Literal["all", "decoder_subject"] = "all"
     # weight init of a fresh model: glorot (Keras' default, as faceswap) | kaiming (He-uniform
     # for LeakyReLU(0.1): a shorter initial plateau)
     init: Literal["glorot", "kaiming"] = "glorot"
@@ -203,4 +207,9 @@ class Settings(_Section):
         if forced is not None and forced not in self.synthesize.subjects:
             raise ValueError(f"template.subject {self.template.subject!r} is not in "
                              "synthesize.subjects")
+        if self.normalize.finetune != "all" and not (self.normalize.warm_start
+                                                     and self.pretrain.iterations > 0):
+            raise ValueError("normalize.finetune: decoder_subject keeps E and D^y from the warm "
+                             "start; set normalize.warm_start: true and pretrain.iterations > 0, "
+                             "or finetune: all")
         return self

@@ -31,12 +31,14 @@ from deepfn.normalizer.train import TrainConfig, TrainState, fit, frames_to_tens
 from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, run_key, start_run
 from deepfn.utils.io import sha256_file, write_json
 
-__all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "set_faces", "run_pretrain",
-           "run_normalize", "MetricBuffer"]
+__all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "set_faces", "set_trainable",
+           "run_pretrain", "run_normalize", "MetricBuffer"]
 
 WORK_DIR = Path(".deepfn/work")
 _TRAIN_KEYS = ("width", "latent", "batch_size", "lr", "beta1", "beta2", "precision", "rotation",
                "scale", "translation", "warp_grid", "warp_strength", "seed", "init")
+# keys hashed only when not at their default (old run keys and files stay valid)
+_TRAIN_KEYS_NEW = {"finetune": "all"}
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -70,6 +72,23 @@ def set_faces(model: DeepFNAutoencoder, *, template: torch.Tensor | None = None,
         if subject is not None:
             model.set_mean_face("subject", subject)
     return model
+
+
+def set_trainable(model: DeepFNAutoencoder, finetune: str) -> DeepFNAutoencoder:
+    """``normalize.finetune``: ``all`` trains every layer (Eq. 1); ``decoder_subject`` freezes E
+    and D^y (requires_grad off), so only D^x learns and D^y(E(x)) stays the warm start's."""
+    if finetune not in ("all", "decoder_subject"):
+        raise DeepFNError(f"normalize.finetune: {finetune!r} must be all or decoder_subject")
+    for name, p in model.named_parameters():
+        p.requires_grad_(finetune == "all" or name.startswith("decoder_subject."))
+    return model
+
+
+def _train_params(s) -> dict[str, Any]:
+    out = {k: getattr(s, k) for k in _TRAIN_KEYS}
+    out.update({k: getattr(s, k) for k, default in _TRAIN_KEYS_NEW.items()
+                if getattr(s, k) != default})
+    return out
 
 
 def read_template(template_dir: str | Path) -> tuple[SubjectData, dict[str, Any]]:
@@ -252,8 +271,9 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
                           template=frames_to_tensor(template.images))
         init = {"seed": seed}
     set_faces(model, subject=frames_to_tensor(data.images))  # D^x: the subject's average face
+    set_trainable(model, s.finetune)
     key = run_key(stage="normalize", arch=arch.to_dict(), iterations=s.iterations,
-                  train={k: getattr(s, k) for k in _TRAIN_KEYS}, init=init,
+                  train=_train_params(s), init=init,
                   subject=_file_sha(data_dir, subject),
                   template=_file_sha(template_dir, template.subject))
     work = ckpt.work_checkpoint_path(work_dir, subject, key)

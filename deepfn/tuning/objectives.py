@@ -255,7 +255,7 @@ class NormalizerObjective(_Views):
 
         from deepfn.au.trainer import TrainConfig as ClfConfig
         from deepfn.au.trainer import subject_tensors
-        from deepfn.normalizer.jobs import init_model, seed_for, set_faces
+        from deepfn.normalizer.jobs import init_model, seed_for, set_faces, set_trainable
         from deepfn.normalizer.model import ArchConfig
         from deepfn.normalizer.preview import reconstruct
         from deepfn.normalizer.train import TrainConfig, fit, frames_to_tensor
@@ -286,7 +286,8 @@ class NormalizerObjective(_Views):
                 model = copy.deepcopy(base) if base is not None else set_faces(
                     init_model(arch, seed, norm.init), template=template)
                 x = frames_to_tensor(d.images)
-                fit(set_faces(model, subject=x), template, x, TrainConfig.from_settings(norm),
+                set_trainable(set_faces(model, subject=x), norm.finetune if warm else "all")
+                fit(model, template, x, TrainConfig.from_settings(norm),
                     torch.Generator().manual_seed(seed))
                 rec = reconstruct(model, d.images, "subject")
                 errors.append(float(np.abs(rec.astype(np.float32) - d.images).mean() / 255.0))

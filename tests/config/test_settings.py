@@ -58,6 +58,8 @@ def test_settings_are_frozen() -> None:
         ({"preprocess": {"ae_size": 100}}, "preprocess.ae_size: Input should be a multiple of 32"),
         ({"experiments": {"lr": "fast"}}, "experiments.lr: Input should be a valid number"),
         ({"template": {"subject": "F999"}}, "template.subject 'F999' is not in"),
+        ({"profile": "paper", "normalize": {"finetune": "decoder_subject"}},
+         "normalize.finetune: decoder_subject keeps E and D^y from the warm start"),
     ],
 )
 def test_bad_params_fail_with_one_line_naming_the_key(raw: dict, needle: str) -> None:

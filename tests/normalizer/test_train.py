@@ -108,3 +108,18 @@ def test_frames_to_tensor_scales_uint8():
     assert t.shape == (1, 1, 1, 2) and t.tolist() == [[[[0.0, 1.0]]]]
     with pytest.raises(ValueError, match="uint8"):
         frames_to_tensor(np.zeros((2, 2)))
+
+
+def test_finetune_decoder_subject_trains_only_dx(tmp_path: Path):
+    from deepfn.normalizer.jobs import set_trainable
+
+    torch.manual_seed(0)
+    model = set_trainable(DeepFNAutoencoder(ARCH), "decoder_subject")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _run(TrainConfig(iterations=4, batch_size=4, precision="fp32"), tmp_path / "w.pt",
+         model=model)
+    after = model.state_dict()
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"decoder_subject"}  # E and D^y as the warm start left them
+    with pytest.raises(Exception, match="normalize.finetune"):
+        set_trainable(model, "encoder")
