@@ -98,7 +98,8 @@ def _clean(value: Any) -> Any:
 def to_overrides(target: str, params: dict[str, Any]) -> dict[str, Any]:
     """Trial params -> ``{"experiments.lr": 0.00042, ...}`` (unknown names are an error).
 
-    For the normalizer a warm start of 0 iterations also turns ``normalize.warm_start`` off.
+    For the normalizer a warm start of 0 iterations also turns ``normalize.warm_start`` off and
+    sets ``normalize.finetune: all`` (with nothing to start from, every layer must train).
     """
     keys = PARAM_KEYS[target]
     unknown = sorted(set(params) - set(keys))
@@ -108,4 +109,6 @@ def to_overrides(target: str, params: dict[str, Any]) -> dict[str, Any]:
     out = {keys[name]: _clean(value) for name, value in sorted(params.items())}
     if target == "normalizer" and "pretrain_iterations" in params:
         out["normalize.warm_start"] = int(params["pretrain_iterations"]) > 0
+        if not out["normalize.warm_start"]:
+            out["normalize.finetune"] = "all"
     return out

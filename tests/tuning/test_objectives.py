@@ -123,10 +123,11 @@ def test_normalizer_objective_one_real_trial(tmp_path, tiny, tuning_mlflow):
     assert summary["trials"]["complete"] == 1
     assert 0.0 <= summary["best"]["value"] <= 1.0
     overrides = summary["best_export"]["overrides"]
+    cold = overrides["pretrain.iterations"] == 0
     assert {"normalize.lr", "normalize.width", "normalize.iterations",
-            "normalize.warp_strength", "pretrain.iterations", "normalize.warm_start"} == set(
-        overrides)
-    settings_from_dict(apply_overrides(raw, overrides))
+            "normalize.warp_strength", "pretrain.iterations", "normalize.warm_start"} | (
+        {"normalize.finetune"} if cold else set()) == set(overrides)
+    settings_from_dict(apply_overrides(raw, overrides))  # valid on the smoke profile's recipe
     assert np.isfinite(summary["best"]["value"])
 
 

@@ -85,6 +85,10 @@ def test_overrides_reject_foreign_params_and_warm_start_follows_pretrain() -> No
     o = to_overrides("normalizer", {"lr": 1e-3, "warp_strength": 0.01, "iterations": 60,
                                     "width": 8, "pretrain_iterations": 0})
     assert o["pretrain.iterations"] == 0 and o["normalize.warm_start"] is False
+    assert o["normalize.finetune"] == "all"  # the CPU recipe's decoder_subject needs a warm start
+    warm = to_overrides("normalizer", {"lr": 1e-3, "warp_strength": 0.01, "iterations": 60,
+                                       "width": 8, "pretrain_iterations": 100})
+    assert warm["normalize.warm_start"] is True and "normalize.finetune" not in warm
 
 
 def test_storage_label_hides_passwords_and_pruners_exist() -> None:
