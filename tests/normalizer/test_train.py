@@ -123,3 +123,23 @@ def test_finetune_decoder_subject_trains_only_dx(tmp_path: Path):
     assert moved == {"decoder_subject"}  # E and D^y as the warm start left them
     with pytest.raises(Exception, match="normalize.finetune"):
         set_trainable(model, "encoder")
+
+
+def test_decoder_subject_finetune_resumes_to_the_same_weights(tmp_path: Path):
+    from deepfn.normalizer.jobs import set_trainable
+
+    cfg = TrainConfig(iterations=6, batch_size=4, lr=1e-3, precision="fp32",
+                      checkpoint_every=2, log_every=2)
+
+    def frozen() -> DeepFNAutoencoder:
+        torch.manual_seed(0)
+        return set_trainable(DeepFNAutoencoder(ARCH), "decoder_subject")
+
+    straight, _ = _run(cfg, None, model=frozen())
+    ck = tmp_path / "F001-k.pt"
+    _run(cfg, ck, stop_after=3, model=frozen())  # killed: last checkpoint at 2
+    resumed, state = _run(cfg, ck, model=frozen())  # optimizer state holds D^x's tensors only
+    assert state.resumed_from == 2 and state.iteration == 6
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
