@@ -13,10 +13,15 @@ warm start, fresh optimizer) and reports the transfer diagnostics of
 D^x(E(x)).  Prints one JSON line and writes a preview PNG (per subject: input | D^x(E(x)) |
 D^y(E(x)) rows) to ``--out``/<tag>.png and appends the JSON to ``--out``/results.jsonl.  It is
 a probe, not a pipeline stage; results and the recommended recipe are in docs/normalizer.md
-("Recipe probe").  The recommended recipe::
+("Recipe probe", "Centred input").  The session-3 recipe::
 
     --mean-face --init kaiming --beta1 0.9 --beta2 0.99 --lr 1e-3 \
         --rotation 0 --scale 0 --translation 0 --pre-its 5000 --its 150
+
+and what the CPU profiles now do for D^y(E(x)) (``finetune: decoder_subject`` leaves E and D^y
+as pretrained, which is ``--its 0`` here)::
+
+    ... the same ... --center-input --pre-its 10000 --its 0
 
 Timings: ``s_per_subject`` is wall time of the fine-tune, ``cpu_s_per_subject`` its process CPU
 time (on a shared machine where other jobs pause this one, compare CPU time).
