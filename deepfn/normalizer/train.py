@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from kornia.filters import gaussian_blur2d
 from torch import Tensor
 
 from deepfn.errors import DeepFNError
@@ -105,24 +106,14 @@ def l1_loss(target: Tensor, pred: Tensor, weight: Tensor | None = None) -> Tenso
     return err.mean() if weight is None else (err * weight).mean()
 
 
-@lru_cache(maxsize=8)
-def _gauss_kernel(sigma: float) -> Tensor:
-    r = max(1, int(round(3 * sigma)))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
-    return k / k.sum()
-
-
 def blur(images: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur (std ``sigma`` pixels, reflect padding) of (B, 1, H, W) images:
-    the training target of ``target_blur``, which leaves per-frame sensor noise out of what the
-    decoders must reproduce."""
+    """Gaussian blur (std ``sigma`` pixels, kernel radius round(3 sigma), reflect padding) of
+    (B, 1, H, W) images, by kornia: the training target of ``target_blur``, which leaves
+    per-frame sensor noise out of what the decoders must reproduce."""
     if sigma <= 0:
         return images
-    k = _gauss_kernel(float(sigma)).to(images)
-    r = len(k) // 2
-    x = torch.nn.functional.pad(images, (r, r, r, r), mode="reflect")
-    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1))
-    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1))
+    r = max(1, int(round(3 * sigma)))
+    return gaussian_blur2d(images, 2 * r + 1, (float(sigma), float(sigma)), border_type="reflect")
 
 
 @lru_cache(maxsize=8)

@@ -143,3 +143,13 @@ def test_decoder_subject_finetune_resumes_to_the_same_weights(tmp_path: Path):
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values(),
                             strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_target_blur_smooths_and_keeps_the_mean_of_a_flat_image():
+    from deepfn.normalizer.train import blur
+
+    flat = torch.full((2, 1, 16, 16), 0.4)
+    torch.testing.assert_close(blur(flat, 1.0), flat)  # normalised kernel, reflect border
+    noise = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert blur(noise, 1.0).std() < 0.6 * noise.std()
+    assert blur(noise, 0.0) is noise  # off: Eq. 1's target untouched
