@@ -90,13 +90,17 @@ def compiled_loss(n_aus: int, image_size: int, bf16: bool) -> _Compiled:
     """
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
         model = LeNet5(n_aus, image_size).to(memory_format=torch.channels_last)
+    return _Compiled(model, torch.compile(_loss_fn(model, bf16), dynamic=True))
 
+
+def _loss_fn(model: LeNet5, bf16: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(xb, yb) -> masked BCE(model(xb), yb)``, the forward under bf16 autocast if asked."""
     def loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             logits = model(xb)
         return masked_bce_with_logits(logits, yb)
 
-    return _Compiled(model, torch.compile(loss, dynamic=True))
+    return loss
 
 
 def warm_up(n_aus: int, image_size: int, bf16: bool, batch_size: int = 64) -> None:
@@ -228,10 +232,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray, n_au
         compiled.model.load_state_dict(model.state_dict())
         model, loss_fn = compiled.model, compiled.loss
     else:
-        def loss_fn(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                logits = model(xb)
-            return masked_bce_with_logits(logits, yb)
+        loss_fn = _loss_fn(model, bf16)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                            weight_decay=cfg.weight_decay, fused=True)
