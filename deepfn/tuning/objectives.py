@@ -46,7 +46,7 @@ from deepfn.data.corpus import (
     write_subjects,
 )
 from deepfn.errors import DeepFNError
-from deepfn.tuning.space import suggest_classifier, suggest_normalizer
+from deepfn.tuning.space import suggest_classifier, suggest_normalizer, warm_start_overrides
 
 __all__ = ["TuneData", "Reporter", "template_subject", "tuning_plans", "train_val_frames",
            "write_validation_view",
@@ -265,10 +265,11 @@ class NormalizerObjective(_Views):
         p = suggest_normalizer(trial, s.tune, s)
         rep = Reporter(trial)
         rep.params(p)
-        warm = p["pretrain_iterations"] > 0
+        implied = warm_start_overrides(p["pretrain_iterations"])
         norm = s.normalize.model_copy(update={
             "lr": p["lr"], "warp_strength": p["warp_strength"], "iterations": p["iterations"],
-            "width": p["width"], "warm_start": warm})
+            "width": p["width"], **{k.split(".", 1)[1]: v for k, v in implied.items()}})
+        warm = norm.warm_start
         arch = ArchConfig.from_settings(norm, s.preprocess)
         template = frames_to_tensor(self.template.images)
         base = None
@@ -286,7 +287,7 @@ class NormalizerObjective(_Views):
                 model = copy.deepcopy(base) if base is not None else set_faces(
                     init_model(arch, seed, norm.init), template=template)
                 x = frames_to_tensor(d.images)
-                set_trainable(set_faces(model, subject=x), norm.finetune if warm else "all")
+                set_trainable(set_faces(model, subject=x), norm.finetune)
                 fit(model, template, x, TrainConfig.from_settings(norm),
                     torch.Generator().manual_seed(seed))
                 rec = reconstruct(model, d.images, "subject")

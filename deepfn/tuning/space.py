@@ -17,7 +17,7 @@ import optuna
 from deepfn.config.settings import Settings, TuneSettings
 
 __all__ = ["Target", "TARGETS", "PARAM_KEYS", "suggest", "suggest_classifier",
-           "suggest_normalizer", "to_overrides", "pretrain_choices"]
+           "suggest_normalizer", "to_overrides", "warm_start_overrides", "pretrain_choices"]
 
 Target = Literal["classifier", "normalizer"]
 TARGETS: tuple[str, ...] = ("classifier", "normalizer")
@@ -108,7 +108,12 @@ def to_overrides(target: str, params: dict[str, Any]) -> dict[str, Any]:
                          "params.yaml key; was the study created by another target?")
     out = {keys[name]: _clean(value) for name, value in sorted(params.items())}
     if target == "normalizer" and "pretrain_iterations" in params:
-        out["normalize.warm_start"] = int(params["pretrain_iterations"]) > 0
-        if not out["normalize.warm_start"]:
-            out["normalize.finetune"] = "all"
+        out.update(warm_start_overrides(int(params["pretrain_iterations"])))
     return out
+
+
+def warm_start_overrides(pretrain_iterations: int) -> dict[str, Any]:
+    """The normalize keys a warm start of ``pretrain_iterations`` implies: ``warm_start`` off at
+    0, and then ``finetune: all`` (with nothing to start from, every layer must train)."""
+    warm = pretrain_iterations > 0
+    return {"normalize.warm_start": warm, **({} if warm else {"normalize.finetune": "all"})}
