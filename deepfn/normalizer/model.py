@@ -229,11 +229,10 @@ class DeepFNAutoencoder(nn.Module):
         (D^y's / D^x's ``centre``), so E sees expression, not identity; otherwise E(x)."""
         if self.cfg.center_input:
             ct, cs = self.decoder_template.centre, self.decoder_subject.centre
-            assert ct is not None and cs is not None
-            n = len(x)
-            centres = torch.cat([ct.expand(min(n_template, n), -1, -1, -1),
-                                 cs.expand(n - min(n_template, n), -1, -1, -1)])
-            x = x - centres.to(x.dtype)
+            assert ct is not None and cs is not None  # center_input registers both
+            k = min(n_template, len(x))
+            x = x - torch.cat([ct.expand(k, -1, -1, -1),
+                               cs.expand(len(x) - k, -1, -1, -1)]).to(x.dtype)
         return self.encoder(x)
 
     def forward(self, x: Tensor, decoder: DecoderName = "template",
