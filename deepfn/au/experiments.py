@@ -44,12 +44,11 @@ from deepfn.au.runs import (
 )
 from deepfn.au.strategies import make_strategy
 from deepfn.au.trainer import (
+    ClassifierTrainConfig,
     JobResult,
-    TrainConfig,
     TrainJob,
     count_train_frames,
     should_compile,
-    subject_tensors,
 )
 from deepfn.config.settings import ExperimentsSettings, Settings
 from deepfn.data.corpus import data_version, read_manifest, read_subjects
@@ -223,14 +222,13 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
 
     # -- jobs: largest first (a shorter tail in the pool; results do not depend on order) -----
     corpus = {"original": str(original), "deepfn": str(normalized)}
-    subject_tensors.cache_clear()  # files may have changed since an earlier call here
     frames = {(n, s): count_train_frames(d, s) for n, d in corpus.items() for s in used}
     budget = {m.model_key: train_budget(exp, len(m.plan.train)) for m in todo}
     images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
                                                         for s in m.plan.train)
               // budget[m.model_key][1] for m in todo}
     strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()))
-    cfg = TrainConfig.from_settings(
+    cfg = ClassifierTrainConfig.from_settings(
         exp, compile=should_compile(sum(images.values()) / strategy.workers))
     jobs = [TrainJob(m.model_key, corpus[m.plan.normalization], m.plan.train, m.plan.val,
                      tuple((ev.test_group, ev.test_subjects) for ev in m.plan.evaluations),

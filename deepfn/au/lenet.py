@@ -14,7 +14,7 @@ the paper's "388K"::
     fc3   n_aus (logits; sigmoid at inference) 1,020
 
 The last layer returns logits: training uses ``BCEWithLogits`` (numerically stable), inference
-applies the sigmoid (:meth:`LeNet5.predict_proba`).
+applies the sigmoid (:func:`deepfn.au.trainer.predict`).
 """
 
 from __future__ import annotations
@@ -57,11 +57,6 @@ class LeNet5(nn.Module):
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
         return self.fc3(x)
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Sigmoid probabilities ``(B, n_aus)`` (the Table 3 output layer)."""
-        return torch.sigmoid(self(x).float())
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -14,6 +14,11 @@ A strategy can be started once and reused (``with strategy: strategy.run(...)`` 
 (:func:`~deepfn.au.trainer.warm_up`), so the one-time cost is paid -- and can be timed -- apart
 from the training.  ``run`` without ``start`` starts and stops a pool around itself.
 
+Each run reads every subject once per process: the sequential strategy keeps one
+:class:`~deepfn.au.trainer.SubjectCache` for the run, each pool worker one per run (a pool reused
+across runs starts a new cache with each run, so it never serves files as an earlier run read
+them).
+
 Workers only train: they return :class:`~deepfn.au.trainer.JobResult` (histories + test tables)
 and the caller's ``on_result`` -- in the main process -- does all MLflow logging, so the sqlite
 store has a single writer.  Results do not depend on the strategy (same seeds; float reduction
@@ -33,11 +38,12 @@ import math
 import multiprocessing as mp
 import os
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-from deepfn.au.trainer import JobResult, TrainJob, train_job, warm_up
+from deepfn.au.trainer import JobResult, SubjectCache, TrainJob, train_job, warm_up
 
 __all__ = ["Strategy", "SequentialStrategy", "ProcessStrategy", "STRATEGIES", "make_strategy",
            "available_cores", "WarmUp", "POOL_MIN_IMAGES"]
@@ -93,8 +99,9 @@ class SequentialStrategy(Strategy):
             warm_up(*spec)
 
     def run(self, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
+        cache = SubjectCache()
         for job in jobs:
-            on_result(train_job(job))
+            on_result(train_job(job, cache))
 
 
 def _init_worker(threads: int, warm: WarmUp = ()) -> None:
@@ -109,13 +116,25 @@ def _init_worker(threads: int, warm: WarmUp = ()) -> None:
         warm_up(*spec)
 
 
+# This worker process's subject cache and the run it belongs to (set by _train_in_worker).
+_worker_cache: tuple[str, SubjectCache] | None = None
+
+
+def _train_in_worker(job: TrainJob, run: str) -> JobResult:
+    """:func:`train_job` with this worker's cache for run ``run`` (a new run: a new cache)."""
+    global _worker_cache
+    if _worker_cache is None or _worker_cache[0] != run:
+        _worker_cache = (run, SubjectCache())
+    return train_job(job, _worker_cache[1])
+
+
 def _ready() -> int:
     time.sleep(0.05)  # long enough that one idle worker cannot take every probe
     return os.getpid()
 
 
 class ProcessStrategy(Strategy):
-    """A spawn-context process pool; each worker keeps its subject cache across its jobs."""
+    """A spawn-context process pool; each worker keeps a subject cache across a run's jobs."""
 
     name = "process"
 
@@ -159,7 +178,8 @@ class ProcessStrategy(Strategy):
 
     @staticmethod
     def _drain(pool: ProcessPoolExecutor, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
-        pending: set[Future] = {pool.submit(train_job, j) for j in jobs}
+        run = uuid.uuid4().hex
+        pending: set[Future] = {pool.submit(_train_in_worker, j, run) for j in jobs}
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -6,8 +6,9 @@ per-epoch history and the per-participant x AU test table of the best epoch (no 
 downstream needs them).  MLflow is never touched here -- the main process logs.
 
 Speed (hundreds of tiny models on CPU): channels-last tensors, bf16 autocast
-(``experiments.precision``), fused Adam, and every subject loaded once per process
-(:func:`subject_tensors` caches it).  With ``TrainConfig.compile`` the forward pass *and* the
+(``experiments.precision``), fused Adam, and every subject loaded once per run and process (the
+:class:`SubjectCache` its caller passes in).  With ``ClassifierTrainConfig.compile`` the
+forward pass *and* the
 masked loss are one ``torch.compile`` graph per process and head size (:func:`compiled_loss`):
 every later model of the process re-initialises that graph's module in place, so nothing
 recompiles.  Same job + same seed -> same result on any strategy and with or without compile,
@@ -16,11 +17,12 @@ up to float reduction order (thread count, fused kernels).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,10 +34,10 @@ from deepfn.config.settings import ExperimentsSettings
 from deepfn.data.corpus import AUS, read_subject
 from deepfn.errors import DeepFNError
 
-__all__ = ["TrainConfig", "TrainJob", "JobResult", "FitResult", "SubjectTensors",
-           "subject_tensors", "count_train_frames", "part_tensors", "predict", "fit",
-           "train_job", "should_compile", "compiled_loss", "warm_up", "INFER_BATCH",
-           "COMPILE_MIN_IMAGES"]
+__all__ = ["ClassifierTrainConfig", "TrainJob", "JobResult", "FitResult", "SubjectTensors",
+           "SubjectCache", "read_subject_tensors", "count_train_frames", "part_tensors",
+           "predict", "fit_classifier", "train_job", "should_compile", "compiled_loss",
+           "warm_up", "INFER_BATCH", "COMPILE_MIN_IMAGES"]
 
 INFER_BATCH = 1024
 # Break-even of compiling in a fresh process with a cold inductor cache (docs/protocol.md):
@@ -44,7 +46,7 @@ COMPILE_MIN_IMAGES = 60_000
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class ClassifierTrainConfig:
     """The optimisation settings of a job (from ``experiments``)."""
 
     epochs: int = 10
@@ -59,7 +61,8 @@ class TrainConfig:
     train_stride: int = 1  # train on every k-th train frame of each subject (match_frames)
 
     @classmethod
-    def from_settings(cls, exp: ExperimentsSettings, compile: bool = False) -> TrainConfig:
+    def from_settings(cls, exp: ExperimentsSettings,
+                      compile: bool = False) -> ClassifierTrainConfig:
         return cls(exp.epochs, exp.batch_size, exp.lr, exp.beta1, exp.beta2, exp.weight_decay,
                    exp.threshold, exp.precision, compile)
 
@@ -80,13 +83,13 @@ class _Compiled:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@cache
+@functools.cache
 def compiled_loss(n_aus: int, image_size: int, bf16: bool) -> _Compiled:
     """This process's compiled ``masked BCE(LeNet5(x), y)`` for one head size and precision.
 
     Dynamo guards on the module object, so a new ``LeNet5`` per job would recompile; instead
-    :func:`fit` loads each job's freshly seeded initial weights into this instance.  Dynamic
-    batch size, so the last, smaller batch of an epoch does not recompile.
+    :func:`fit_classifier` loads each job's freshly seeded initial weights into this instance.
+    Dynamic batch size, so the last, smaller batch of an epoch does not recompile.
     """
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
         model = LeNet5(n_aus, image_size).to(memory_format=torch.channels_last)
@@ -126,7 +129,7 @@ class TrainJob:
     tests: tuple[tuple[str, tuple[str, ...]], ...]
     aus: tuple[int, ...]
     seed: int
-    config: TrainConfig = TrainConfig()
+    config: ClassifierTrainConfig = ClassifierTrainConfig()
 
 
 @dataclass
@@ -148,12 +151,32 @@ class SubjectTensors:
     parts: np.ndarray  # int8 (N,) TRAIN / VAL / TEST
 
 
-@cache
-def subject_tensors(corpus_dir: str, subject: str) -> SubjectTensors:
-    """One subject of a corpus, read once per process (uint8: 4 KiB a 64x64 frame)."""
+def read_subject_tensors(corpus_dir: str | Path, subject: str) -> SubjectTensors:
+    """One subject of a corpus as tensors (uint8: 4 KiB a 64x64 frame)."""
     d = read_subject(corpus_dir, subject)
     return SubjectTensors(torch.from_numpy(d.images).unsqueeze(1), d.occurrence,
                           frame_parts(d.sequence, d.frame))
+
+
+class SubjectCache:
+    """Subjects read once each, for as long as the holder keeps this object.
+
+    Whoever trains many jobs makes one: a strategy one per run (and per worker process), a
+    tuning objective one per set of validation views.  A new cache reads the files as they are
+    now, so no caller has anything global to clear when a corpus changes.
+    """
+
+    def __init__(self) -> None:
+        self._subjects: dict[tuple[str, str], SubjectTensors] = {}
+
+    def get(self, corpus_dir: str | Path, subject: str) -> SubjectTensors:
+        key = (str(corpus_dir), subject)
+        if key not in self._subjects:
+            self._subjects[key] = read_subject_tensors(corpus_dir, subject)
+        return self._subjects[key]
+
+    def __len__(self) -> int:
+        return len(self._subjects)
 
 
 def count_train_frames(corpus_dir: str, subject: str) -> int:
@@ -168,16 +191,19 @@ def count_train_frames(corpus_dir: str, subject: str) -> int:
 
 
 def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Sequence[int],
-                 stride: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """``(x, labels, participant)`` of one part of some subjects (every ``stride``-th frame).
+                 stride: int = 1, *, cache: SubjectCache | None = None
+                 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """``(x, labels, participant)`` of one part of some subjects (every ``stride``-th frame),
+    each subject from ``cache`` (None: read from disk).
 
     x float32 (N, 1, H, W) standardized per image (see :func:`standardize`), channels-last;
     labels int8 (N, A) in {-1, 0, 1} for the ``aus`` columns; participant (N,) subject id.
     """
+    load = read_subject_tensors if cache is None else cache.get
     cols = [AUS.index(a) for a in aus]
     xs, ys, ps = [], [], []
     for s in subjects:
-        t = subject_tensors(corpus_dir, s)
+        t = load(corpus_dir, s)
         sel = np.flatnonzero(t.parts == part)[::stride]
         if len(sel) == 0:
             raise DeepFNError(f"{corpus_dir}/{s}.npz: subject {s} has no {PARTS[part]} frames "
@@ -218,8 +244,8 @@ class FitResult:
     best_epoch: int  # 1-based
 
 
-def fit(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray, n_aus: int,
-        cfg: TrainConfig, seed: int) -> FitResult:
+def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray,
+                   n_aus: int, cfg: ClassifierTrainConfig, seed: int) -> FitResult:
     """Train LeNet-5 on ``x`` (N, 1, S, S) / ``y`` (N, A) float with -1 = uncoded; keep the
     epoch with the best validation F1 on ``xv`` / ``yv`` (strictly better wins: ties and NaN --
     no validation positives -- keep the earlier epoch)."""
@@ -261,18 +287,22 @@ def fit(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray, n_au
     return FitResult(model, losses, val_f1, best_epoch)
 
 
-def train_job(job: TrainJob) -> JobResult:
-    """Load the job's parts, :func:`fit`, and evaluate the best epoch on every test set."""
+def train_job(job: TrainJob, cache: SubjectCache | None = None) -> JobResult:
+    """Load the job's parts (through ``cache``; None: a cache of this job alone),
+    :func:`fit_classifier`, and evaluate the best epoch on every test set."""
     t0 = time.perf_counter()
     cfg = job.config
+    cache = SubjectCache() if cache is None else cache
     au_names = [f"AU{a:02d}" for a in job.aus]
-    x, y_np, _ = part_tensors(job.corpus_dir, job.train, TRAIN, job.aus, cfg.train_stride)
-    xv, yv, _ = part_tensors(job.corpus_dir, job.val, VAL, job.aus)
+    x, y_np, _ = part_tensors(job.corpus_dir, job.train, TRAIN, job.aus, cfg.train_stride,
+                              cache=cache)
+    xv, yv, _ = part_tensors(job.corpus_dir, job.val, VAL, job.aus, cache=cache)
     no_pos = [au_names[j] for j in np.flatnonzero((y_np == 1).sum(0) == 0)]
-    res = fit(x, torch.from_numpy(y_np.astype(np.float32)), xv, yv, len(job.aus), cfg, job.seed)
+    res = fit_classifier(x, torch.from_numpy(y_np.astype(np.float32)), xv, yv, len(job.aus),
+                         cfg, job.seed)
     tests: dict[str, list[dict]] = {}
     for test_group, subjects in job.tests:
-        xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus)
+        xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus, cache=cache)
         probs = predict(res.model, xt, cfg.precision == "bf16")
         tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold)
     return JobResult(job.key, res.train_loss, res.val_f1, res.best_epoch, tests, no_pos,

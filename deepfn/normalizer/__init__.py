@@ -19,9 +19,9 @@ Importing the package imports torch but not mlflow or sklearn.
 from deepfn.normalizer.augment import AugmentParams, augment
 from deepfn.normalizer.checkpoint import load_model, save_model
 from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder
-from deepfn.normalizer.train import TrainConfig, deepfn_loss, fit
+from deepfn.normalizer.train import NormalizerTrainConfig, deepfn_loss, fit_normalizer
 
 __all__ = [
-    "ArchConfig", "DeepFNAutoencoder", "AugmentParams", "augment", "TrainConfig", "deepfn_loss",
-    "fit", "load_model", "save_model",
+    "ArchConfig", "DeepFNAutoencoder", "AugmentParams", "augment", "NormalizerTrainConfig",
+    "deepfn_loss", "fit_normalizer", "load_model", "save_model",
 ]

@@ -77,7 +77,8 @@ def _check_arch(path: Path, obj: dict[str, Any], arch: ArchConfig | None, fix: s
 # --------------------------------------------------------------------- resumable work checkpoints
 def save_work_checkpoint(path: Path, *, model: DeepFNAutoencoder, optimizer: Any,
                          generator: torch.Generator, state: Any, key: str) -> None:
-    """Atomically write everything :func:`~deepfn.normalizer.train.fit` needs to resume."""
+    """Atomically write everything :func:`~deepfn.normalizer.train.fit_normalizer` needs to
+    resume."""
     _save(path, {
         "format": FORMAT, "kind": "work", "key": key, "arch": model.cfg.to_dict(),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -27,7 +27,12 @@ from deepfn.errors import DeepFNError
 from deepfn.normalizer import checkpoint as ckpt
 from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder, kaiming_init_
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, preview_rows, save_png
-from deepfn.normalizer.train import TrainConfig, TrainState, fit, frames_to_tensor
+from deepfn.normalizer.train import (
+    NormalizerTrainConfig,
+    TrainState,
+    fit_normalizer,
+    frames_to_tensor,
+)
 from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, run_key, start_run
 from deepfn.utils.io import sha256_file, write_json
 
@@ -185,13 +190,13 @@ def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[st
 
 
 def _train_and_log(model: DeepFNAutoencoder, template: torch.Tensor,
-                   subject: torch.Tensor | None, cfg: TrainConfig, seed: int, work: Path,
-                   key: str, run, progress: str | None) -> tuple[TrainState, float]:
+                   subject: torch.Tensor | None, cfg: NormalizerTrainConfig, seed: int,
+                   work: Path, key: str, run, progress: str | None) -> tuple[TrainState, float]:
     buffer = MetricBuffer(run.info.run_id)
     generator = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    state = fit(model, template, subject, cfg, generator, checkpoint=work, key=key,
-                on_log=buffer, progress=progress)
+    state = fit_normalizer(model, template, subject, cfg, generator, checkpoint=work, key=key,
+                           on_log=buffer, progress=progress)
     seconds = time.perf_counter() - t0
     buffer(state.iteration, _final_metrics(state, cfg.log_every, seconds))
     buffer.flush()
@@ -219,7 +224,7 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
                   train={k: getattr(s, k) for k in _TRAIN_KEYS},
                   template=_file_sha(template_dir, template.subject))
     work = ckpt.work_checkpoint_path(work_dir, template.subject, key)
-    cfg = TrainConfig.from_settings(s, iterations=iterations)
+    cfg = NormalizerTrainConfig.from_settings(s, iterations=iterations)
     tags = {**common_tags(stage="pretrain", profile=settings.profile,
                           data_version=data_version(template_dir)),
             **_subject_tags(template.subject, row, template.subject), "run_key": key}
@@ -277,7 +282,7 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
                   subject=_file_sha(data_dir, subject),
                   template=_file_sha(template_dir, template.subject))
     work = ckpt.work_checkpoint_path(work_dir, subject, key)
-    cfg = TrainConfig.from_settings(s)
+    cfg = NormalizerTrainConfig.from_settings(s)
     tags = {**common_tags(stage="normalize", profile=settings.profile,
                           data_version=data_version(data_dir)),
             **_subject_tags(subject, table.loc[subject].to_dict(), template.subject),

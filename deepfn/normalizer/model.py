@@ -27,7 +27,7 @@ from deepfn.errors import DeepFNError
 
 __all__ = [
     "ArchConfig", "Encoder", "Decoder", "DeepFNAutoencoder", "check_images", "count_parameters",
-    "keras_init_", "kaiming_init_", "LEAKY_SLOPE",
+    "glorot_init_", "kaiming_init_", "LEAKY_SLOPE",
 ]
 
 LEAKY_SLOPE = 0.1  # faceswap's LeakyReLU(0.1) after every conv but the last
@@ -63,13 +63,8 @@ class ArchConfig:
                    center_input=bool(normalize.center_input))
 
     def to_dict(self) -> dict[str, int | bool]:
-        """The fields; ``mean_face`` and ``center_input`` only when on, so Table-2 models keep
-        their old dict (and their files and run keys stay valid)."""
-        d: dict[str, int | bool] = asdict(self)
-        for name in ("mean_face", "center_input"):
-            if not d[name]:
-                d.pop(name)
-        return d
+        """Every field (what model files store and run keys hash)."""
+        return asdict(self)
 
 
 def check_images(x: Tensor, size: int | None = None, name: str = "x") -> None:
@@ -131,7 +126,7 @@ class Decoder(nn.Module):
     (S^2 parameters), initialised by :meth:`set_mean_face` to logit(mean frame of the decoder's
     person): the layers then only learn each frame's deviation from the average face.  With
     ``cfg.center_input`` the decoder also holds its person's mean frame as the fixed buffer
-    ``centre`` (1, 1, S, S), which :meth:`DeepFNAutoencoder.encode` subtracts from that person's
+    ``center`` (1, 1, S, S), which :meth:`DeepFNAutoencoder.encode` subtracts from that person's
     frames before E.
     """
 
@@ -145,11 +140,11 @@ class Decoder(nn.Module):
         self.out = _conv(w // 4, 1, 5)
         self.face = nn.Parameter(torch.zeros(1, 1, cfg.size, cfg.size)) if cfg.mean_face \
             else None
-        self.centre: Tensor | None
+        self.center: Tensor | None
         if cfg.center_input:
-            self.register_buffer("centre", torch.zeros(1, 1, cfg.size, cfg.size))
+            self.register_buffer("center", torch.zeros(1, 1, cfg.size, cfg.size))
         else:
-            self.centre = None
+            self.center = None
 
     def forward(self, h: Tensor) -> Tensor:
         z = self.out(self.upscales(h))
@@ -160,20 +155,21 @@ class Decoder(nn.Module):
     @torch.no_grad()
     def set_mean_face(self, frames: Tensor, eps: float = 1.0 / 255) -> None:
         """``face`` <- logit(mean of ``frames`` (N, 1, S, S) in [0, 1]), clamped to [eps, 1-eps],
-        and ``centre`` <- their mean (each where the config has it)."""
-        if self.face is None and self.centre is None:
+        and ``center`` <- their mean (each where the config has it)."""
+        if self.face is None and self.center is None:
             raise ValueError("set_mean_face needs an ArchConfig with mean_face or center_input")
         mean = frames.float().mean(0, keepdim=True)
-        if self.centre is not None:
-            self.centre.copy_(mean)
+        if self.center is not None:
+            self.center.copy_(mean)
         if self.face is not None:
             m = mean.clamp(eps, 1 - eps)
             self.face.copy_(torch.log(m) - torch.log1p(-m))
 
 
-def keras_init_(module: nn.Module) -> nn.Module:
+def glorot_init_(module: nn.Module) -> nn.Module:
     """Keras' default initialisation (Glorot-uniform weights, zero biases) on every conv and
-    dense layer, in place, as in the Keras faceswap model the paper used.
+    dense layer, in place, as in the Keras faceswap model the paper used (``normalize.init:
+    glorot``).
 
     PyTorch's default (Kaiming-uniform with a = sqrt(5)) starts each layer ~1.4x smaller, which
     over the autoencoder's 12 layers slows early training: in the joint-normalizer probe
@@ -194,7 +190,7 @@ def kaiming_init_(module: nn.Module) -> nn.Module:
 
     Glorot halves the signal's variance at each of the ~13 LeakyReLU layers, so a fresh
     autoencoder first sits on a plateau at the mean face (with ``mean_face``, 450 of 800
-    template-only iterations at beta1 0.5 in benchmarks/probe_normalizer_recipe.py); He keeps
+    template-only iterations at beta1 0.5 in research/normalizer_recipe.py); He keeps
     the variance and the loss starts falling at once.
     """
     for m in module.modules():
@@ -214,7 +210,7 @@ class DeepFNAutoencoder(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder_template = Decoder(cfg)
         self.decoder_subject = Decoder(cfg)
-        keras_init_(self)
+        glorot_init_(self)
 
     def decoder(self, which: DecoderName) -> Decoder:
         if which == "template":
@@ -226,9 +222,9 @@ class DeepFNAutoencoder(nn.Module):
     def encode(self, x: Tensor, n_template: int = 0) -> Tensor:
         """E of a batch whose first ``n_template`` frames are the template's and the rest the
         subject's.  With ``cfg.center_input`` each frame first loses its person's mean frame
-        (D^y's / D^x's ``centre``), so E sees expression, not identity; otherwise E(x)."""
+        (D^y's / D^x's ``center``), so E sees expression, not identity; otherwise E(x)."""
         if self.cfg.center_input:
-            ct, cs = self.decoder_template.centre, self.decoder_subject.centre
+            ct, cs = self.decoder_template.center, self.decoder_subject.center
             assert ct is not None and cs is not None  # center_input registers both
             k = min(n_template, len(x))
             x = x - torch.cat([ct.expand(k, -1, -1, -1),
@@ -247,7 +243,7 @@ class DeepFNAutoencoder(nn.Module):
 
     def set_mean_face(self, which: DecoderName, frames: Tensor) -> None:
         """Set ``which`` decoder's person means from ``frames``: its mean-face bias
-        (``cfg.mean_face``) and its input centre (``cfg.center_input``)."""
+        (``cfg.mean_face``) and its input center (``cfg.center_input``)."""
         self.decoder(which).set_mean_face(frames)
 
     def copy_template_decoder_to_subject(self) -> None:

@@ -12,22 +12,20 @@ followed by one Adam step.  ``precision="bf16"`` runs the forward pass under CPU
 with channels_last tensors (2.6x faster than fp32 eager on 2 cores; torch.compile was slower).
 
 A checkpoint (model + optimizer + generator + torch RNG + iteration + per-iteration losses) is
-written atomically every ``checkpoint_every`` iterations; :func:`fit` started on an existing one
-continues where it stopped and ends with the same weights as an uninterrupted run.
+written atomically every ``checkpoint_every`` iterations; :func:`fit_normalizer` started on an
+existing one continues where it stopped and ends with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from kornia.filters import gaussian_blur2d
 from torch import Tensor
 
 from deepfn.errors import DeepFNError
@@ -36,24 +34,16 @@ from deepfn.normalizer.checkpoint import load_work_checkpoint, save_work_checkpo
 from deepfn.normalizer.model import DeepFNAutoencoder, check_images
 
 __all__ = [
-    "TrainConfig", "TrainState", "Adam", "l1_loss", "deepfn_loss", "frames_to_tensor",
-    "make_optimizer",
-    "fit", "LogCallback",
+    "NormalizerTrainConfig", "TrainState", "Adam", "l1_loss", "deepfn_loss", "frames_to_tensor",
+    "fit_normalizer", "LogCallback",
 ]
 
 LogCallback = Callable[[int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The optimisation settings of one run (from :class:`NormalizeSettings`).
-
-    ``warmup`` (linear lr warmup iterations), ``clip`` (gradient-norm clip), ``center_weight``
-    (a fixed central pixel weighting of the L1, :func:`center_weight_map`) and ``target_blur``
-    (Gaussian std in pixels of the target, :func:`blur`) are probe-only knobs
-    (benchmarks/probe_normalizer_recipe.py); none helped at the default budget, so no setting
-    reaches them and 0 (the default) is Eq. 1 exactly.
-    """
+class NormalizerTrainConfig:
+    """The optimisation settings of one run (from :class:`NormalizeSettings`)."""
 
     iterations: int
     batch_size: int = 64
@@ -63,13 +53,9 @@ class TrainConfig:
     augment: AugmentParams = field(default_factory=AugmentParams)
     checkpoint_every: int = 1000
     log_every: int = 100
-    warmup: int = 0
-    clip: float = 0.0
-    center_weight: float = 0.0
-    target_blur: float = 0.0
 
     @classmethod
-    def from_settings(cls, normalize, iterations: int | None = None) -> TrainConfig:
+    def from_settings(cls, normalize, iterations: int | None = None) -> NormalizerTrainConfig:
         return cls(iterations=normalize.iterations if iterations is None else iterations,
                    batch_size=normalize.batch_size, lr=normalize.lr,
                    betas=(normalize.beta1, normalize.beta2), precision=normalize.precision,
@@ -87,6 +73,13 @@ class TrainState:
     iterations_per_s: list[tuple[int, float]] = field(default_factory=list)
     resumed_from: int = 0
 
+    def record(self, loss_subject: float, loss_template: float, *, subject: bool) -> None:
+        """One more iteration with its losses (``loss_subject`` kept only with a subject)."""
+        self.iteration += 1
+        self.loss_template.append(loss_template)
+        if subject:
+            self.loss_subject.append(loss_subject)
+
     def window(self, end: int, size: int) -> dict[str, float]:
         """Mean losses over iterations (end - size, end]."""
         lo = max(0, end - size)
@@ -96,42 +89,18 @@ class TrainState:
         return out
 
 
-def l1_loss(target: Tensor, pred: Tensor, weight: Tensor | None = None) -> Tensor:
-    """mean |target - pred| over all pixels of (B, 1, H, W) batches (one term of Eq. 1);
-    ``weight`` (H, W) with mean 1 (see :func:`center_weight_map`) weights the pixels."""
+def l1_loss(target: Tensor, pred: Tensor) -> Tensor:
+    """mean |target - pred| over all pixels of (B, 1, H, W) batches (one term of Eq. 1)."""
     if target.shape != pred.shape:
         raise ValueError(f"target and prediction shapes differ: {tuple(target.shape)} vs "
                          f"{tuple(pred.shape)}")
-    err = (target - pred.to(target.dtype)).abs()
-    return err.mean() if weight is None else (err * weight).mean()
+    return (target - pred.to(target.dtype)).abs().mean()
 
 
-def blur(images: Tensor, sigma: float) -> Tensor:
-    """Gaussian blur (std ``sigma`` pixels, kernel radius round(3 sigma), reflect padding) of
-    (B, 1, H, W) images, by kornia: the training target of ``target_blur``, which leaves
-    per-frame sensor noise out of what the decoders must reproduce."""
-    if sigma <= 0:
-        return images
-    r = max(1, int(round(3 * sigma)))
-    return gaussian_blur2d(images, 2 * r + 1, (float(sigma), float(sigma)), border_type="reflect")
-
-
-@lru_cache(maxsize=8)
-def center_weight_map(size: int, strength: float, sigma: float = 0.25) -> Tensor:
-    """(size, size) fixed pixel weights ``1 + strength * exp(-r^2 / (2 sigma^2))`` (r: distance
-    from the frame centre as a fraction of the side), rescaled to mean 1, so the loss stays on
-    the scale of plain L1.  No landmarks: the same map for every frame."""
-    c = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) / size
-    r2 = c[:, None] ** 2 + c[None, :] ** 2
-    w = 1.0 + strength * torch.exp(-r2 / (2 * sigma ** 2))
-    return w / w.mean()
-
-
-def deepfn_loss(x: Tensor, x_hat: Tensor, y: Tensor, y_hat: Tensor,
-                weight: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Eq. 1: ``mean|x - D^x(E(x'))| + mean|y - D^y(E(y'))|`` -> (total, subject, template);
-    ``weight`` as in :func:`l1_loss` (None: Eq. 1 exactly)."""
-    lx, ly = l1_loss(x, x_hat, weight), l1_loss(y, y_hat, weight)
+def deepfn_loss(x: Tensor, x_hat: Tensor, y: Tensor, y_hat: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor]:
+    """Eq. 1: ``mean|x - D^x(E(x'))| + mean|y - D^y(E(y'))|`` -> (total, subject, template)."""
+    lx, ly = l1_loss(x, x_hat), l1_loss(y, y_hat)
     return lx + ly, lx, ly
 
 
@@ -189,17 +158,13 @@ class Adam:
         self.step_count = int(state["step"])  # type: ignore[call-overload]
 
 
-def make_optimizer(model: DeepFNAutoencoder, cfg: TrainConfig) -> Adam:
-    return Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
-
-
 def _sample(frames: Tensor, n: int, generator: torch.Generator) -> Tensor:
     idx = torch.randint(len(frames), (n,), generator=generator)
     return frames[idx]
 
 
 def _step(model: DeepFNAutoencoder, opt: Adam, template: Tensor,
-          subject: Tensor | None, cfg: TrainConfig, generator: torch.Generator
+          subject: Tensor | None, cfg: NormalizerTrainConfig, generator: torch.Generator
           ) -> tuple[float, float]:
     """One iteration of Eq. 1 (template batch then subject batch); returns (l_x, l_y)."""
     b = cfg.batch_size
@@ -207,8 +172,6 @@ def _step(model: DeepFNAutoencoder, opt: Adam, template: Tensor,
     if subject is not None:
         frames = torch.cat([frames, _sample(subject, b, generator)])     # [y; x]: (2B, 1, S, S)
     inputs, targets = augment(frames, cfg.augment, generator)            # warped, un-warped
-    if cfg.target_blur:
-        targets = blur(targets, cfg.target_blur)
     bf16 = cfg.precision == "bf16"
     if bf16:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -217,26 +180,22 @@ def _step(model: DeepFNAutoencoder, opt: Adam, template: Tensor,
         h = model.encode(inputs, n_template=b)
         y_hat = model.decoder_template(h[:b])
         x_hat = model.decoder_subject(h[b:]) if subject is not None else None
-    w = center_weight_map(inputs.shape[-1], cfg.center_weight) if cfg.center_weight else None
     if x_hat is None:                                                    # pretrain: 2nd term
-        ly = l1_loss(targets, y_hat, w)
+        ly = l1_loss(targets, y_hat)
         loss, lx = ly, torch.zeros(())
     else:
-        loss, lx, ly = deepfn_loss(targets[b:], x_hat, targets[:b], y_hat, w)
+        loss, lx, ly = deepfn_loss(targets[b:], x_hat, targets[:b], y_hat)
     opt.zero_grad()
     loss.backward()
-    if cfg.clip:
-        torch.nn.utils.clip_grad_norm_(opt.params, cfg.clip)
-    if cfg.warmup:
-        opt.lr = cfg.lr * min(1.0, (opt.step_count + 1) / cfg.warmup)
     opt.step()
     return float(lx.detach()), float(ly.detach())
 
 
-def fit(model: DeepFNAutoencoder, template: Tensor, subject: Tensor | None, cfg: TrainConfig,
-        generator: torch.Generator, *, checkpoint: Path | None = None, key: str = "",
-        on_log: LogCallback | None = None, progress: str | None = None,
-        stop_after: int | None = None) -> TrainState:
+def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor | None,
+                   cfg: NormalizerTrainConfig, generator: torch.Generator, *,
+                   checkpoint: Path | None = None, key: str = "",
+                   on_log: LogCallback | None = None, progress: str | None = None,
+                   stop_after: int | None = None) -> TrainState:
     """Train ``model`` in place for ``cfg.iterations`` (resuming from ``checkpoint`` if present).
 
     Args:
@@ -249,68 +208,91 @@ def fit(model: DeepFNAutoencoder, template: Tensor, subject: Tensor | None, cfg:
         progress: a description to show a rich progress bar with (None: no bar).
         stop_after: stop (as if killed) after this many iterations: for tests.
     """
-    size = model.cfg.size
-    check_images(template, size, "template")
-    if subject is not None:
-        check_images(subject, size, "subject")
+    _check_inputs(model, template, subject)
     if cfg.precision == "bf16":
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
+    opt = Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     state = TrainState()
     if checkpoint is not None and checkpoint.exists():
-        ck = load_work_checkpoint(checkpoint, model.cfg, key)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        generator.set_state(ck["generator"])
-        torch.set_rng_state(ck["torch_rng"])
-        state = TrainState(iteration=ck["iteration"], loss_subject=list(ck["loss_subject"]),
-                           loss_template=list(ck["loss_template"]),
-                           iterations_per_s=[tuple(p) for p in ck["iterations_per_s"]],
-                           resumed_from=ck["iteration"])
-        if state.iteration > cfg.iterations:
-            raise DeepFNError(f"{checkpoint}: checkpoint is at iteration {state.iteration}, past "
-                              f"the {cfg.iterations} asked for; delete it to start over")
-        if on_log is not None:  # replay the curves so the new run holds them whole
-            for it, speed in state.iterations_per_s:
-                on_log(it, {**state.window(it, cfg.log_every), "iterations_per_s": speed})
-
-    def save() -> None:
-        if checkpoint is not None:
-            save_work_checkpoint(checkpoint, model=model, optimizer=opt, generator=generator,
-                                 state=state, key=key)
-
+        state = _resume(checkpoint, key, model, opt, generator, cfg.iterations)
+        _replay_log(state, cfg.log_every, on_log)
     model.train()
-    bar = _progress(progress, cfg.iterations, state.iteration)
-    t0, it0 = time.perf_counter(), state.iteration
-    with bar or nullcontext():
-        task = bar.add_task(progress or "", total=cfg.iterations,
-                            completed=state.iteration) if bar else None
+    speed = _Speedometer(state.iteration)
+    with _progress(progress, cfg.iterations, state.iteration) as advance:
         while state.iteration < cfg.iterations:
             if stop_after is not None and state.iteration >= stop_after:
                 return state
-            lx, ly = _step(model, opt, template, subject, cfg, generator)
-            state.iteration += 1
-            state.loss_template.append(ly)
-            if subject is not None:
-                state.loss_subject.append(lx)
+            state.record(*_step(model, opt, template, subject, cfg, generator),
+                         subject=subject is not None)
             it = state.iteration
             if it % cfg.log_every == 0 or it == cfg.iterations:
-                now = time.perf_counter()
-                speed = (it - it0) / max(now - t0, 1e-9)
-                t0, it0 = now, it
-                state.iterations_per_s.append((it, speed))
-                if on_log is not None:
-                    on_log(it, {**state.window(it, cfg.log_every), "iterations_per_s": speed})
-            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
-                save()
-            if bar is not None:
-                bar.update(task, completed=it)
+                state.iterations_per_s.append((it, speed.lap(it)))
+                _log(on_log, state, it, state.iterations_per_s[-1][1], cfg.log_every)
+            if checkpoint is not None and (it % cfg.checkpoint_every == 0
+                                           or it == cfg.iterations):
+                save_work_checkpoint(checkpoint, model=model, optimizer=opt,
+                                     generator=generator, state=state, key=key)
+            advance(it)
     return state
 
 
-def _progress(description: str | None, total: int, done: int):
+def _check_inputs(model: DeepFNAutoencoder, template: Tensor, subject: Tensor | None) -> None:
+    check_images(template, model.cfg.size, "template")
+    if subject is not None:
+        check_images(subject, model.cfg.size, "subject")
+
+
+def _resume(checkpoint: Path, key: str, model: DeepFNAutoencoder, opt: Adam,
+            generator: torch.Generator, iterations: int) -> TrainState:
+    """Load model, optimizer and both RNG states from ``checkpoint``; the state it reached."""
+    ck = load_work_checkpoint(checkpoint, model.cfg, key)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    generator.set_state(ck["generator"])
+    torch.set_rng_state(ck["torch_rng"])
+    state = TrainState(iteration=ck["iteration"], loss_subject=list(ck["loss_subject"]),
+                       loss_template=list(ck["loss_template"]),
+                       iterations_per_s=[(int(i), float(v)) for i, v in ck["iterations_per_s"]],
+                       resumed_from=ck["iteration"])
+    if state.iteration > iterations:
+        raise DeepFNError(f"{checkpoint}: checkpoint is at iteration {state.iteration}, past "
+                          f"the {iterations} asked for; delete it to start over")
+    return state
+
+
+def _log(on_log: LogCallback | None, state: TrainState, it: int, speed: float,
+         log_every: int) -> None:
+    """``on_log(it, {mean losses of the last log_every iterations, iterations_per_s})``."""
+    if on_log is not None:
+        on_log(it, {**state.window(it, log_every), "iterations_per_s": speed})
+
+
+def _replay_log(state: TrainState, log_every: int, on_log: LogCallback | None) -> None:
+    """Send a resumed run's logged points again, so the new run holds the curves whole."""
+    for it, speed in state.iterations_per_s:
+        _log(on_log, state, it, speed, log_every)
+
+
+class _Speedometer:
+    """Iterations per second since the previous :meth:`lap`."""
+
+    def __init__(self, iteration: int) -> None:
+        self.t0, self.it0 = time.perf_counter(), iteration
+
+    def lap(self, iteration: int) -> float:
+        now = time.perf_counter()
+        speed = (iteration - self.it0) / max(now - self.t0, 1e-9)
+        self.t0, self.it0 = now, iteration
+        return speed
+
+
+@contextmanager
+def _progress(description: str | None, total: int, done: int) -> Iterator[Callable[[int], None]]:
+    """A rich bar for ``total`` iterations (none without a description or under 50 to go);
+    yields ``advance(iteration)``."""
     if description is None or total - done < 50:
-        return None
+        yield lambda it: None
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -319,5 +301,7 @@ def _progress(description: str | None, total: int, done: int):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), transient=False)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=False) as bar:
+        task = bar.add_task(description, total=total, completed=done)
+        yield lambda it: bar.update(task, completed=it)

@@ -158,14 +158,14 @@ def write_validation_view(src: Path, dst: Path, subjects: Iterable[str]) -> Path
     return dst
 
 
-def _val_score(plan: Any, corpus: Path, config: Any) -> float:
+def _val_score(plan: Any, corpus: Path, config: Any, cache: Any = None) -> float:
     from deepfn.au.metrics import summarize_rows
     from deepfn.au.trainer import TrainJob, train_job
 
     job = TrainJob(key=f"tune/{plan.name}", corpus_dir=str(corpus), train=plan.train,
                    val=plan.val, tests=(("val", plan.val),), aus=plan.aus, seed=plan.seed,
                    config=config)
-    rows = train_job(job).tests["val"]
+    rows = train_job(job, cache).tests["val"]
     score = summarize_rows(rows).get("test/score")  # computed on the view's validation frames
     if score is None or not np.isfinite(score):
         raise DeepFNError(f"validation subjects {', '.join(plan.val)}: no coded AU frames in "
@@ -188,9 +188,6 @@ class _Views:
         self.root = Path(tempfile.mkdtemp(prefix="deepfn-tune-"))
 
     def close(self) -> None:
-        from deepfn.au.trainer import subject_tensors
-
-        subject_tensors.cache_clear()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -198,8 +195,11 @@ class ClassifierObjective(_Views):
     """Tune ``experiments.{lr,beta1,batch_size,epochs,weight_decay}`` (module docstring)."""
 
     def __init__(self, settings: Settings, data: TuneData, splits: int = 2) -> None:
+        from deepfn.au.trainer import SubjectCache
+
         super().__init__()
         self.settings = settings
+        self.cache = SubjectCache()  # the views' subjects, read once for every trial
         norms = ["original"]
         if data.normalized is not None and (data.normalized / "manifest.json").is_file():
             norms.append("deepfn")
@@ -211,18 +211,19 @@ class ClassifierObjective(_Views):
         self.subjects = _audit(self.plans)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from deepfn.au.trainer import TrainConfig
+        from deepfn.au.trainer import ClassifierTrainConfig
 
         p = suggest_classifier(trial, self.settings.tune)
         rep = Reporter(trial)
         rep.params(p)
         exp = self.settings.experiments
-        cfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                          beta1=p["beta1"], beta2=exp.beta2, weight_decay=p["weight_decay"],
-                          threshold=exp.threshold, precision=exp.precision)
+        cfg = ClassifierTrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                                    beta1=p["beta1"], beta2=exp.beta2,
+                                    weight_decay=p["weight_decay"], threshold=exp.threshold,
+                                    precision=exp.precision)
         scores: list[float] = []
         for step, plan in enumerate(self.plans):
-            scores.append(_val_score(plan, self.views[plan.normalization], cfg))
+            scores.append(_val_score(plan, self.views[plan.normalization], cfg, self.cache))
             rep.metric(f"val_score_{plan.normalization}_r{plan.evaluations[0].repetition}",
                        scores[-1])
             rep.report(step, float(np.mean(scores)))
@@ -253,12 +254,11 @@ class NormalizerObjective(_Views):
     def __call__(self, trial: optuna.Trial) -> float:
         import torch
 
-        from deepfn.au.trainer import TrainConfig as ClfConfig
-        from deepfn.au.trainer import subject_tensors
+        from deepfn.au.trainer import ClassifierTrainConfig
         from deepfn.normalizer.jobs import init_model, seed_for, set_faces, set_trainable
         from deepfn.normalizer.model import ArchConfig
         from deepfn.normalizer.preview import reconstruct
-        from deepfn.normalizer.train import TrainConfig, fit, frames_to_tensor
+        from deepfn.normalizer.train import NormalizerTrainConfig, fit_normalizer, frames_to_tensor
         from deepfn.normalizer.transfer import normalize_frames
 
         s = self.settings
@@ -276,8 +276,9 @@ class NormalizerObjective(_Views):
         if warm:
             seed = seed_for(norm.seed, "pretrain")
             base = set_faces(init_model(arch, seed, norm.init), template=template)
-            fit(base, template, None, TrainConfig.from_settings(norm, p["pretrain_iterations"]),
-                torch.Generator().manual_seed(seed))
+            fit_normalizer(base, template, None,
+                           NormalizerTrainConfig.from_settings(norm, p["pretrain_iterations"]),
+                           torch.Generator().manual_seed(seed))
             base.copy_template_decoder_to_subject()
         view = self.root / f"trial-{trial.number}"
         errors: list[float] = []
@@ -288,17 +289,16 @@ class NormalizerObjective(_Views):
                     init_model(arch, seed, norm.init), template=template)
                 x = frames_to_tensor(d.images)
                 set_trainable(set_faces(model, subject=x), norm.finetune)
-                fit(model, template, x, TrainConfig.from_settings(norm),
-                    torch.Generator().manual_seed(seed))
+                fit_normalizer(model, template, x, NormalizerTrainConfig.from_settings(norm),
+                               torch.Generator().manual_seed(seed))
                 rec = reconstruct(model, d.images, "subject")
                 errors.append(float(np.abs(rec.astype(np.float32) - d.images).mean() / 255.0))
                 normalized = normalize_frames(model, d.images, s.preprocess.clf_size)  # Eq. 2
                 write_subject(view, _view_subject(d, parts, normalized))
                 rep.report(step, -float(np.mean(errors)), name="neg_reconstruction_l1")
             write_subjects(view / "subjects.csv", self.table)
-            score = _val_score(self.plan, view, ClfConfig.from_settings(s.experiments))
+            score = _val_score(self.plan, view, ClassifierTrainConfig.from_settings(s.experiments))
         finally:
-            subject_tensors.cache_clear()
             shutil.rmtree(view, ignore_errors=True)
         rep.metric("val_score", score)
         return score

@@ -1,9 +1,11 @@
-"""The trainer: AUs without positives, best-epoch selection, strategy equivalence."""
+"""The trainer: AUs without positives, best-epoch selection, strategy equivalence, caches."""
 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +17,20 @@ from deepfn.au.strategies import (
     SequentialStrategy,
     make_strategy,
 )
-from deepfn.au.trainer import JobResult, TrainConfig, TrainJob, part_tensors, train_job
-from deepfn.data.corpus import AUS, DISFA_AUS
+from deepfn.au.trainer import (
+    ClassifierTrainConfig,
+    JobResult,
+    SubjectCache,
+    TrainJob,
+    part_tensors,
+    train_job,
+)
+from deepfn.data.corpus import AUS, DISFA_AUS, write_subject
+from tests.au.conftest import make_subject
 
 
 def _job(corpora, key: str = "j", seed: int = 3, aus=AUS, **cfg) -> TrainJob:
-    config = TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, **cfg})
+    config = ClassifierTrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, **cfg})
     return TrainJob(key, str(corpora["original"]), ("F001", "M001"), ("F002",),
                     (("F", ("F003", "F004")), ("M", ("M003",))), tuple(aus), seed, config)
 
@@ -117,3 +127,48 @@ def test_a_started_pool_is_reused_across_runs(corpora) -> None:
     assert strategy._pool is None
     for j in jobs:
         _close(got[j.key], train_job(j))
+
+
+def _changed_copy(corpora, tmp_path: Path) -> Path:
+    """A private copy of the original corpus (the fixture is shared)."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpora["original"], corpus)
+    return corpus
+
+
+def test_a_subject_cache_keeps_what_it_read_and_a_new_one_reads_the_files_anew(
+        corpora, tmp_path: Path) -> None:
+    corpus = _changed_copy(corpora, tmp_path)
+    cache = SubjectCache()
+    x1, _, _ = part_tensors(str(corpus), ("F001", "M001"), 0, AUS, cache=cache)
+    assert len(cache) == 2
+    assert cache.get(corpus, "F001") is cache.get(str(corpus), "F001")  # read once
+    write_subject(corpus, make_subject("F001", "bp4d", seed=99))
+    x_kept, _, _ = part_tensors(str(corpus), ("F001", "M001"), 0, AUS, cache=cache)
+    x_new, _, _ = part_tensors(str(corpus), ("F001", "M001"), 0, AUS, cache=SubjectCache())
+    x_disk, _, _ = part_tensors(str(corpus), ("F001", "M001"), 0, AUS)
+    assert torch.equal(x_kept, x1) and not torch.equal(x_new, x1)
+    assert torch.equal(x_new, x_disk)
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "process"])
+def test_each_run_of_a_strategy_reads_the_corpus_as_it_is_then(corpora, tmp_path: Path,
+                                                               strategy: str) -> None:
+    """A started strategy (one worker: the same process serves both runs) must not train the
+    second run on the subjects its first run read before the files changed."""
+    corpus = _changed_copy(corpora, tmp_path)
+    job = replace(_job(corpora, "a", seed=1, epochs=1), corpus_dir=str(corpus))
+    runner = SequentialStrategy() if strategy == "sequential" else ProcessStrategy(workers=1)
+    got: list[JobResult] = []
+    runner.start()
+    try:
+        runner.run([job], got.append)
+        before = train_job(job)
+        write_subject(corpus, make_subject("F001", "bp4d", seed=99))  # a train subject
+        runner.run([job], got.append)
+    finally:
+        runner.close()
+    after = train_job(job)
+    assert before.train_loss != after.train_loss  # the change matters to the result
+    _close(got[0], before)
+    _close(got[1], after)

@@ -8,7 +8,7 @@ import torch
 from deepfn.normalizer import train as train_mod
 from deepfn.normalizer.augment import AugmentParams, augment, random_warp_params, warp_maps
 from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder
-from deepfn.normalizer.train import TrainConfig, fit
+from deepfn.normalizer.train import NormalizerTrainConfig, fit_normalizer
 
 
 def _images(n: int = 6, size: int = 32) -> torch.Tensor:
@@ -97,17 +97,18 @@ def test_training_targets_are_the_unwarped_frames(monkeypatch: pytest.MonkeyPatc
         seen["target"].append(target.clone())
         return warped, target
 
-    def spy_l1(target, pred, weight=None):
+    def spy_l1(target, pred):
         seen["loss_target"].append(target.clone())
-        return real_l1(target, pred, weight)
+        return real_l1(target, pred)
 
     model = DeepFNAutoencoder(ArchConfig(32, 4, 8))
     model.encoder.register_forward_pre_hook(lambda m, args: seen["encoded"].append(args[0]))
     monkeypatch.setattr(train_mod, "augment", spy_augment)
     monkeypatch.setattr(train_mod, "l1_loss", spy_l1)
     frames = _images(10)
-    fit(model, frames, frames.flip(0), TrainConfig(iterations=1, batch_size=4, precision="fp32"),
-        torch.Generator().manual_seed(0))
+    fit_normalizer(model, frames, frames.flip(0),
+                   NormalizerTrainConfig(iterations=1, batch_size=4, precision="fp32"),
+                   torch.Generator().manual_seed(0))
     warped, target = seen["warped"][0], seen["target"][0]           # (2B, 1, S, S)
     assert torch.equal(seen["encoded"][0], warped)                   # E sees x'
     y_t, x_t = target[:4], target[4:]                                # template, subject halves

@@ -90,7 +90,7 @@ def test_input_checks_say_what_was_got():
         model(torch.rand(1, 1, 32, 32), decoder="other")  # type: ignore[arg-type]
 
 
-def test_layers_start_with_keras_initialisation() -> None:
+def test_layers_start_with_glorot_initialisation() -> None:
     """Glorot-uniform weights (bound sqrt(6 / (fan_in + fan_out))) and zero biases."""
     torch.manual_seed(0)
     model = DeepFNAutoencoder(ArchConfig(size=64, width=16, latent=256))
@@ -121,9 +121,11 @@ def test_mean_face_decoder_starts_at_its_persons_average_face() -> None:
         DeepFNAutoencoder(ArchConfig(size=32, width=4, latent=8))) + 2 * 32 * 32
 
 
-def test_table2_models_keep_their_arch_dict_and_reject_set_mean_face() -> None:
+def test_arch_dict_holds_every_field_and_table2_models_reject_set_mean_face() -> None:
     cfg = ArchConfig(size=32, width=4, latent=8)
-    assert cfg.to_dict() == {"size": 32, "width": 4, "latent": 8}  # old files stay loadable
+    assert cfg.to_dict() == {"size": 32, "width": 4, "latent": 8, "mean_face": False,
+                             "center_input": False}
+    assert ArchConfig(**cfg.to_dict()) == cfg  # what model files store rebuilds the config
     with pytest.raises(ValueError, match="mean_face"):
         DeepFNAutoencoder(cfg).set_mean_face("template", torch.rand(2, 1, 32, 32))
 
@@ -137,7 +139,7 @@ def test_centred_input_subtracts_each_persons_mean_frame_before_the_encoder() ->
     set_faces(model, template=y, subject=x)
     plain = DeepFNAutoencoder(ArchConfig(size=32, width=4, latent=8)).eval()
     plain.load_state_dict({k: v for k, v in model.state_dict().items()
-                           if not k.endswith(".centre")})
+                           if not k.endswith(".center")})
     with torch.no_grad():
         # Eq. 2 on the subject's frames: E sees x - mean(x)
         torch.testing.assert_close(model(x), plain(x - x.mean(0)))
@@ -146,6 +148,6 @@ def test_centred_input_subtracts_each_persons_mean_frame_before_the_encoder() ->
         both = model.encode(torch.cat([y, x]), n_template=len(y))
         torch.testing.assert_close(both, plain.encoder(torch.cat([y - y.mean(0),
                                                                   x - x.mean(0)])))
-    assert cfg.to_dict() == {"size": 32, "width": 4, "latent": 8, "center_input": True}
-    assert count_parameters(model) == count_parameters(plain)  # the centres are buffers
-    assert "decoder_subject.centre" in model.state_dict()  # ... saved with the checkpoint
+    assert cfg.to_dict()["center_input"] is True
+    assert count_parameters(model) == count_parameters(plain)  # the centers are buffers
+    assert "decoder_subject.center" in model.state_dict()  # ... saved with the checkpoint

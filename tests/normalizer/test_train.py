@@ -9,7 +9,13 @@ import torch
 
 from deepfn.normalizer.augment import AugmentParams
 from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder
-from deepfn.normalizer.train import Adam, TrainConfig, deepfn_loss, fit, frames_to_tensor
+from deepfn.normalizer.train import (
+    Adam,
+    NormalizerTrainConfig,
+    deepfn_loss,
+    fit_normalizer,
+    frames_to_tensor,
+)
 
 ARCH = ArchConfig(size=32, width=4, latent=16)
 
@@ -51,20 +57,20 @@ def _frames(seed: int, n: int = 12) -> torch.Tensor:
     return torch.rand(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
-def _run(cfg: TrainConfig, checkpoint: Path | None, stop_after: int | None = None,
+def _run(cfg: NormalizerTrainConfig, checkpoint: Path | None, stop_after: int | None = None,
          model: DeepFNAutoencoder | None = None):
     if model is None:
         torch.manual_seed(0)
         model = DeepFNAutoencoder(ARCH)
-    state = fit(model, _frames(1), _frames(2), cfg, torch.Generator().manual_seed(5),
-                checkpoint=checkpoint, key="k", stop_after=stop_after)
+    state = fit_normalizer(model, _frames(1), _frames(2), cfg, torch.Generator().manual_seed(5),
+                           checkpoint=checkpoint, key="k", stop_after=stop_after)
     return model, state
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_killed_run_resumes_to_the_same_weights(tmp_path: Path, precision: str):
-    cfg = TrainConfig(iterations=8, batch_size=4, lr=1e-3, precision=precision,
-                      augment=AugmentParams(), checkpoint_every=2, log_every=2)
+    cfg = NormalizerTrainConfig(iterations=8, batch_size=4, lr=1e-3, precision=precision,
+                                augment=AugmentParams(), checkpoint_every=2, log_every=2)
     straight, s_state = _run(cfg, None)
     ck = tmp_path / "work" / "F001-k.pt"
     # "killed" after iteration 5: the last checkpoint is at 4, iteration 5 is lost
@@ -80,22 +86,23 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path, precision: str):
 
 
 def test_training_reduces_the_loss():
-    cfg = TrainConfig(iterations=40, batch_size=8, lr=3e-3, precision="fp32",
-                      augment=AugmentParams(rotation=0, scale=0, translation=0,
-                                            warp_strength=0.0))
+    cfg = NormalizerTrainConfig(iterations=40, batch_size=8, lr=3e-3, precision="fp32",
+                                augment=AugmentParams(rotation=0, scale=0, translation=0,
+                                                      warp_strength=0.0))
     torch.manual_seed(0)
     model = DeepFNAutoencoder(ARCH)
     flat = torch.full((8, 1, 32, 32), 0.8)
-    state = fit(model, flat, 1.0 - flat, cfg, torch.Generator().manual_seed(0))
+    state = fit_normalizer(model, flat, 1.0 - flat, cfg, torch.Generator().manual_seed(0))
     assert state.loss_subject[-1] < 0.5 * state.loss_subject[0]
     assert state.loss_template[-1] < 0.5 * state.loss_template[0]
 
 
 def test_log_callback_gets_window_means_and_speed():
     calls: list[tuple[int, dict[str, float]]] = []
-    cfg = TrainConfig(iterations=5, batch_size=2, precision="fp32", log_every=2)
-    state = fit(DeepFNAutoencoder(ARCH), _frames(1), _frames(2), cfg,
-                torch.Generator().manual_seed(0), on_log=lambda i, m: calls.append((i, m)))
+    cfg = NormalizerTrainConfig(iterations=5, batch_size=2, precision="fp32", log_every=2)
+    state = fit_normalizer(DeepFNAutoencoder(ARCH), _frames(1), _frames(2), cfg,
+                           torch.Generator().manual_seed(0),
+                           on_log=lambda i, m: calls.append((i, m)))
     assert [i for i, _ in calls] == [2, 4, 5]
     assert calls[0][1]["loss_subject"] == pytest.approx(sum(state.loss_subject[:2]) / 2)
     assert set(calls[-1][1]) == {"loss_subject", "loss_template", "iterations_per_s"}
@@ -116,7 +123,7 @@ def test_finetune_decoder_subject_trains_only_dx(tmp_path: Path):
     torch.manual_seed(0)
     model = set_trainable(DeepFNAutoencoder(ARCH), "decoder_subject")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    _run(TrainConfig(iterations=4, batch_size=4, precision="fp32"), tmp_path / "w.pt",
+    _run(NormalizerTrainConfig(iterations=4, batch_size=4, precision="fp32"), tmp_path / "w.pt",
          model=model)
     after = model.state_dict()
     moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
@@ -128,8 +135,8 @@ def test_finetune_decoder_subject_trains_only_dx(tmp_path: Path):
 def test_decoder_subject_finetune_resumes_to_the_same_weights(tmp_path: Path):
     from deepfn.normalizer.jobs import set_trainable
 
-    cfg = TrainConfig(iterations=6, batch_size=4, lr=1e-3, precision="fp32",
-                      checkpoint_every=2, log_every=2)
+    cfg = NormalizerTrainConfig(iterations=6, batch_size=4, lr=1e-3, precision="fp32",
+                                checkpoint_every=2, log_every=2)
 
     def frozen() -> DeepFNAutoencoder:
         torch.manual_seed(0)
@@ -144,12 +151,3 @@ def test_decoder_subject_finetune_resumes_to_the_same_weights(tmp_path: Path):
                             strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
 
-
-def test_target_blur_smooths_and_keeps_the_mean_of_a_flat_image():
-    from deepfn.normalizer.train import blur
-
-    flat = torch.full((2, 1, 16, 16), 0.4)
-    torch.testing.assert_close(blur(flat, 1.0), flat)  # normalised kernel, reflect border
-    noise = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    assert blur(noise, 1.0).std() < 0.6 * noise.std()
-    assert blur(noise, 0.0) is noise  # off: Eq. 1's target untouched
