@@ -42,11 +42,11 @@ from deepfn.normalizer.augment import augment  # noqa: E402
 from deepfn.normalizer.jobs import init_model, read_template  # noqa: E402
 from deepfn.normalizer.model import ArchConfig, count_parameters  # noqa: E402
 from deepfn.normalizer.train import (  # noqa: E402
-    TrainConfig,
+    Adam,
+    NormalizerTrainConfig,
     _step,
-    fit,
+    fit_normalizer,
     frames_to_tensor,
-    make_optimizer,
 )
 
 OUT = Path("benchmarks/results/normalizer.json")
@@ -84,13 +84,13 @@ def bench_step(profile: str, steps: int, batch: int | None = None) -> dict:
     """Time ``steps`` training steps of ``profile``'s architecture on random frames."""
     st = _settings(profile)
     arch = ArchConfig.from_settings(st.normalize, st.preprocess)
-    cfg = TrainConfig.from_settings(st.normalize, iterations=steps)
+    cfg = NormalizerTrainConfig.from_settings(st.normalize, iterations=steps)
     if batch is not None:
-        cfg = TrainConfig(**{**cfg.__dict__, "batch_size": batch})
+        cfg = NormalizerTrainConfig(**{**cfg.__dict__, "batch_size": batch})
     model = init_model(arch, 0)
     if cfg.precision == "bf16":
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
+    opt = Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     frames = torch.rand(2 * cfg.batch_size, 1, arch.size, arch.size)  # = one augment call
     gen = torch.Generator().manual_seed(0)
     flops = step_flops(model, opt, frames, cfg, gen)  # also the warm-up step
@@ -144,15 +144,15 @@ def warm_vs_scratch(pretrain_iterations: int | None = None) -> dict:
     runs = {}
     t0 = time.perf_counter()
     pre = init_model(arch, 1)
-    fit(pre, y, None, TrainConfig.from_settings(s, iterations=pre_its),
-        torch.Generator().manual_seed(2))
+    fit_normalizer(pre, y, None, NormalizerTrainConfig.from_settings(s, iterations=pre_its),
+                   torch.Generator().manual_seed(2))
     pre.copy_template_decoder_to_subject()
     pretrain_s = time.perf_counter() - t0
-    cfg = TrainConfig.from_settings(s)
+    cfg = NormalizerTrainConfig.from_settings(s)
     for name in ("scratch", "warm"):
         model = init_model(arch, 3) if name == "scratch" else pre
         t0 = time.perf_counter()
-        state = fit(model, y, x, cfg, torch.Generator().manual_seed(4))
+        state = fit_normalizer(model, y, x, cfg, torch.Generator().manual_seed(4))
         runs[name] = {"seconds": time.perf_counter() - t0, "loss_subject": state.loss_subject,
                       "loss_template": state.loss_template}
     sc, wa = runs["scratch"], runs["warm"]

@@ -40,7 +40,7 @@ from deepfn.au.lenet import LeNet5, masked_bce_with_logits
 from deepfn.au.metrics import validation_f1
 from deepfn.au.protocol import TEST, TRAIN, VAL
 from deepfn.au.strategies import available_cores, make_strategy
-from deepfn.au.trainer import TrainConfig, TrainJob, part_tensors
+from deepfn.au.trainer import ClassifierTrainConfig, SubjectCache, TrainJob, part_tensors
 from deepfn.data.corpus import AUS, SubjectData, write_manifest, write_subject
 from deepfn.utils.io import write_json
 
@@ -61,11 +61,11 @@ def synthetic_corpus(root: Path, size: int = 64, per_seq: int = 30) -> str:
     return str(root)
 
 
-def plain_job(corpus: str, seed: int, cfg: TrainConfig) -> int:
+def plain_job(corpus: str, seed: int, cfg: ClassifierTrainConfig, cache: SubjectCache) -> int:
     """The textbook loop: fp32, NCHW, default Adam, evaluate every epoch, keep the best."""
-    x, y, _ = part_tensors(corpus, TRAIN_S, TRAIN, AUS)
-    xv, yv, _ = part_tensors(corpus, VAL_S, VAL, AUS)
-    xt, _, _ = part_tensors(corpus, TEST_S, TEST, AUS)
+    x, y, _ = part_tensors(corpus, TRAIN_S, TRAIN, AUS, cache=cache)
+    xv, yv, _ = part_tensors(corpus, VAL_S, VAL, AUS, cache=cache)
+    xt, _, _ = part_tensors(corpus, TEST_S, TEST, AUS, cache=cache)
     x, xv, xt = x.contiguous(), xv.contiguous(), xt.contiguous()
     yt = torch.from_numpy(y.astype(np.float32))
     torch.manual_seed(seed)
@@ -90,7 +90,7 @@ def plain_job(corpus: str, seed: int, cfg: TrainConfig) -> int:
     return len(x) * cfg.epochs
 
 
-def trainer_jobs(corpus: str, n: int, cfg: TrainConfig) -> list[TrainJob]:
+def trainer_jobs(corpus: str, n: int, cfg: ClassifierTrainConfig) -> list[TrainJob]:
     return [TrainJob(f"m{i}", corpus, TRAIN_S, VAL_S, (("test", TEST_S),), AUS, i, cfg)
             for i in range(n)]
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="time the trainer only")
     p.add_argument("--out", default="benchmarks/results/trainer.json")
     args = p.parse_args(argv)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=64, lr=1e-3, precision="bf16")
+    cfg = ClassifierTrainConfig(epochs=args.epochs, batch_size=64, lr=1e-3, precision="bf16")
     results = []
     load0 = os.getloadavg()
     from torch._inductor.runtime.cache_dir_utils import cache_dir
@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     cache_warm = Path(cache_dir()).is_dir() and any(Path(cache_dir()).iterdir())
     with tempfile.TemporaryDirectory() as tmp:
         corpus = synthetic_corpus(Path(tmp))
-        plain_job(corpus, 0, TrainConfig(epochs=1))  # warm-up: imports, first-call costs
-        # (this process's first-call costs are paid here; worker start-up is timed below)
+        subjects = SubjectCache()  # the baseline reads the corpus once, as the trainer does
+        plain_job(corpus, 0, ClassifierTrainConfig(epochs=1), subjects)  # warm-up: imports,
+        # first-call costs (this process's are paid here; worker start-up is timed below)
         for n in args.models:
             tr = run_trainer(trainer_jobs(corpus, n, replace(cfg, compile=True)))
             eager = run_trainer(trainer_jobs(corpus, n, cfg))
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            + eager["train_s"]))}
             if not args.no_baseline:
                 t0 = time.perf_counter()
-                base_images = sum(plain_job(corpus, i, cfg) for i in range(n))
+                base_images = sum(plain_job(corpus, i, cfg, subjects) for i in range(n))
                 base_s = time.perf_counter() - t0
                 row.update(baseline_s=round(base_s, 2), baseline_img_s=round(base_images / base_s),
                            speedup=round(base_s / tr["train_s"], 2),

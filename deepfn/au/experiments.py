@@ -78,7 +78,7 @@ def train_budget(exp: ExperimentsSettings, n_train_subjects: int) -> tuple[int, 
     on one -- runs ``n_train / n_train_subjects`` times as many epochs, so every model takes
     about the same number of Adam steps; otherwise a dependent model would get a quarter of
     the optimisation of an independent one and the gap would measure training time, not
-    identity (benchmarks/negative_control.py, docs/protocol.md).  With ``match_frames`` every
+    identity (research/negative_control.py, docs/protocol.md).  With ``match_frames`` every
     model trains on one subject's worth of frames instead (every ``n_train_subjects``-th train
     frame of each subject), so the epochs stay as they are.
     """

@@ -20,7 +20,7 @@ SMOKE_ROSTER: tuple[str, ...] = ("F001", "F003", "F004", "F005", "F010",
                                  "M002", "M003", "M004", "M005", "M010",
                                  "SN001", "SN002", "SN003", "SN004")
 
-# The CPU profiles' normalizer recipe (benchmarks/probe_normalizer_recipe.py, docs/normalizer.md
+# The CPU profiles' normalizer recipe (research/probe_normalizer_recipe.py, docs/normalizer.md
 # "Recipe probe"): decoders on their person's mean face, the encoder on each frame minus its
 # person's mean frame, He init, Adam 1e-3 / (0.9, 0.99), no random affine (the random warp
 # stays): the template autoencoder then reproduces the template's expressions within a few

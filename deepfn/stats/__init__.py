@@ -5,8 +5,8 @@
 
 Modules, in the order the data flows: ``runs`` (MLflow search -> tidy tables), ``tests`` (the
 statistics), ``tables`` (cells, test family, findings), ``figures``, ``report`` (markdown),
-``run`` (:func:`run_stats`, files + the ``deepfn-stats`` MLflow run); ``synthetic`` writes a
-fake store for tests and benchmarks.  See ``docs/stats.md``.
+``run`` (:func:`run_stats`, files + the ``deepfn-stats`` MLflow run).  A fake store for
+trying it without training: ``tests/stats/synthetic_runs.py``.  See ``docs/stats.md``.
 """
 
 from deepfn.stats.run import OUTPUTS, run_stats

@@ -16,7 +16,6 @@ with ``yaml.safe_load``), ``<study>_best_command.txt`` (``dvc exp run -S ...``) 
 
 from __future__ import annotations
 
-import copy
 import json
 import shlex
 import time
@@ -39,10 +38,9 @@ from deepfn.tracking import (
     start_run,
 )
 from deepfn.tuning.space import to_overrides
-from deepfn.utils.io import write_json, write_text
+from deepfn.utils.io import write_text
 
-__all__ = ["StudyTracker", "write_plots", "export_best", "apply_overrides", "dvc_command",
-           "write_status"]
+__all__ = ["StudyTracker", "write_plots", "export_best", "dvc_command"]
 
 
 class StudyTracker:
@@ -205,18 +203,6 @@ def write_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``params.yaml`` content with dotted-key overrides applied (a new dict)."""
-    out = copy.deepcopy(dict(raw))
-    for dotted, value in overrides.items():
-        node = out
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
 def _scalar(value: Any) -> str:
     return json.dumps(value) if isinstance(value, bool) else str(value)
 
@@ -247,8 +233,3 @@ def export_best(study: optuna.Study, target: str, out_dir: str | Path) -> dict[s
     return {"yaml": str(yaml_path), "command": cmd, "overrides": overrides,
             "trial": best.number, "value": best.value}
 
-
-def write_status(out_dir: str | Path, status: Mapping[str, Any]) -> Path:
-    path = Path(out_dir) / "status.json"
-    write_json(path, dict(status))
-    return path

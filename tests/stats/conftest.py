@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deepfn.stats.synthetic import write_synthetic_store
+from tests.stats.synthetic_runs import write_synthetic_store
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +71,8 @@ def synthetic_store(synthetic_db: tuple[Path, list[dict[str, object]]], tmp_path
 @pytest.fixture
 def log_run(store: str):
     """``log_run(group, evaluation, normalization, repetition, scores, ...) -> run_id``."""
-    from deepfn.stats.synthetic import log_model_run
     from deepfn.tracking import EXPERIMENT_AU, client, experiment_id
+    from tests.stats.synthetic_runs import log_model_run
 
     c, exp = client(store), experiment_id(EXPERIMENT_AU, store)
 

@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 
 from deepfn.stats.runs import fetch_runs
-from deepfn.stats.synthetic import write_synthetic_store
 from deepfn.stats.tables import analyse, gap_is_significant
 from deepfn.stats.tests import holm
+from tests.stats.synthetic_runs import write_synthetic_store
 
 
 @pytest.fixture

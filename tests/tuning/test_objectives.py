@@ -17,10 +17,10 @@ from deepfn.config.load import load_settings, settings_from_dict
 from deepfn.data.corpus import read_subject, subject_ids
 from deepfn.tuning import objectives
 from deepfn.tuning.objectives import ClassifierObjective, TuneData, tuning_plans
-from deepfn.tuning.report import apply_overrides
 from pipelines import tune as tune_stage
 
 from .conftest import TEMPLATE
+from .overrides import apply_overrides
 
 
 def _enable(params: Path, **tune: object) -> None:

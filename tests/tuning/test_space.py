@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from deepfn.config.load import settings_from_dict
-from deepfn.tuning.report import apply_overrides, dvc_command, export_best, write_plots
+from deepfn.tuning.report import dvc_command, export_best, write_plots
 from deepfn.tuning.space import PARAM_KEYS, suggest, to_overrides
 from deepfn.tuning.study import make_pruner, storage_label
+from tests.tuning.overrides import apply_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
-"""Probe: one LeNet-5 training step, one thread, in several layouts (docs/protocol.md, session 4).
+"""Probe: one LeNet-5 training step, one thread, in several layouts (docs/protocol.md).
 
-    .venv/bin/python benchmarks/probe_trainer_step.py [--variants shipped nchw fp32 ...] \\
+    .venv/bin/python research/probe_trainer_step.py [--variants shipped nchw fp32 ...] \\
         [--threads 1] [--batch 64] [--profile]
 
 Each variant runs in its own process (so inductor and thread settings don't leak between them)

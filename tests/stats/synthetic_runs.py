@@ -1,8 +1,9 @@
 """A fake ``deepfn-au`` store that follows the experiments stage's logging contract.
 
-For the stats tests, the pagination benchmark and trying the report without training anything::
+Test scaffolding, not part of the package.  For the stats tests, the pagination benchmark and
+trying the report without training anything (from the repository root)::
 
-    python -m deepfn.stats.synthetic --uri sqlite:////tmp/fake/mlflow.db \\
+    python -m tests.stats.synthetic_runs --uri sqlite:////tmp/fake/mlflow.db \\
         --manifest /tmp/fake/experiments.json --repetitions 20
     MLFLOW_TRACKING_URI=sqlite:////tmp/fake/mlflow.db \\
         python pipelines/stats.py --manifest /tmp/fake/experiments.json --out /tmp/fake/reports

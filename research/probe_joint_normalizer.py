@@ -1,6 +1,6 @@
 """Probe: one jointly trained normalizer (shared E and D^y, one D^x per subject) at CPU budget.
 
-    .venv/bin/python benchmarks/probe_joint_normalizer.py --data data/preprocessed/ae \\
+    .venv/bin/python research/probe_joint_normalizer.py --data data/preprocessed/ae \\
         --template M006 [--iterations 3000] [--width 16] [--latent 256] [--lr 1e-3] \\
         [--size 64] [--out reports/joint_probe.png]
 
@@ -30,8 +30,8 @@ from deepfn.normalizer.model import (
     ArchConfig,
     Decoder,
     DeepFNAutoencoder,
+    glorot_init_,
     kaiming_init_,
-    keras_init_,
 )
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
 from deepfn.normalizer.train import Adam, frames_to_tensor, l1_loss
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--init", choices=["torch", "glorot", "kaiming"], default="glorot",
-                   help="glorot = deepfn's (keras_init_); torch = PyTorch's default")
+                   help="glorot = deepfn's (glorot_init_); torch = PyTorch's default")
     p.add_argument("--crop", type=float, default=1.0,
                    help="keep the central fraction of each frame (before and after alike)")
     p.add_argument("--mean-face", action="store_true",
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         for d in dx:
             d.load_state_dict(pre.decoder_template.state_dict())
     elif a.init == "glorot":  # the model is already Keras-initialised; so are its D^x copies
-        keras_init_(dx)
+        glorot_init_(dx)
     elif a.init == "kaiming":  # normalize.init: kaiming
         kaiming_init_(model)
         kaiming_init_(dx)

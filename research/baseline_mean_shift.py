@@ -1,8 +1,8 @@
 """Reference point for the normalizer diagnostics: a trivial "mean-shift" normalizer.
 
-    .venv/bin/python benchmarks/baseline_mean_shift.py [--data data/preprocessed/ae] \\
+    .venv/bin/python research/baseline_mean_shift.py [--data data/preprocessed/ae] \\
         [--template data/template] [--metrics reports/normalization/metrics.json] \\
-        [--out benchmarks/results/mean_shift.json]
+        [--out research/results/mean_shift.json]
 
 Every frame x of subject s becomes ``mean(template) + (x - mean(s))`` (clipped to [0, 255]): no
 learning at all, just each person's average face swapped for the template's.  The same
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="data/preprocessed/ae")
     p.add_argument("--template", default="data/template")
     p.add_argument("--metrics", default="reports/normalization/metrics.json")
-    p.add_argument("--out", default="benchmarks/results/mean_shift.json")
+    p.add_argument("--out", default="research/results/mean_shift.json")
     a = p.parse_args(argv)
     template, _ = read_template(a.template)
     t_mean = template.images.astype(np.float32).mean(0)

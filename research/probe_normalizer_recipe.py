@@ -1,6 +1,6 @@
 """Probe: which per-subject normalizer recipe carries expression at the default CPU budget?
 
-    nice -n 19 .venv/bin/python benchmarks/probe_normalizer_recipe.py --data data/preprocessed/ae \\
+    nice -n 19 .venv/bin/python research/probe_normalizer_recipe.py --data data/preprocessed/ae \\
         --template M006 [--subjects F001 F004 M003 M008 SN002 SN007] [--pre-its 800] [--its 150] \\
         [--lr 5e-4] [--rotation 10 --scale 0.05 --translation 0.05 --warp 0.03] [--tag NAME]
 
@@ -13,7 +13,7 @@ warm start, fresh optimizer) and reports the transfer diagnostics of
 D^x(E(x)).  Prints one JSON line and writes a preview PNG (per subject: input | D^x(E(x)) |
 D^y(E(x)) rows) to ``--out``/<tag>.png and appends the JSON to ``--out``/results.jsonl.  It is
 a probe, not a pipeline stage; results and the recommended recipe are in docs/normalizer.md
-("Recipe probe", "Centred input").  The session-3 recipe::
+("Recipe probe", "Centred input").  The recipe it led to::
 
     --mean-face --init kaiming --beta1 0.9 --beta2 0.99 --lr 1e-3 \
         --rotation 0 --scale 0 --translation 0 --pre-its 5000 --its 150
@@ -50,7 +50,7 @@ from deepfn.normalizer.diagnostics import (
 )
 from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder, kaiming_init_
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
-from deepfn.normalizer.train import TrainConfig, fit, frames_to_tensor
+from deepfn.normalizer.train import NormalizerTrainConfig, fit_normalizer, frames_to_tensor
 
 DEFAULT_SUBJECTS = ["F001", "F004", "M003", "M008", "SN002", "SN007"]
 
@@ -72,9 +72,9 @@ def latent(model: DeepFNAutoencoder, frames: np.ndarray, source: str = "subject"
     """(N, latent) bottleneck codes of E (fp32): does the encoder see the expression at all?"""
     model.eval()
     x = frames_to_tensor(frames)
-    centre = model.decoder(source).centre
-    if centre is not None:
-        x = x - centre
+    center = model.decoder(source).center
+    if center is not None:
+        x = x - center
     return model.encoder.dense_latent(model.encoder.convs(x).flatten(1)).numpy()
 
 
@@ -134,19 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                         "initialised to logit(mean image) of the decoder's person")
     p.add_argument("--center-input", action="store_true",
                    help="E sees each frame minus its person's mean frame")
-    p.add_argument("--target-blur", type=float, default=0.0,
-                   help="Gaussian blur (std, pixels) of the training target only")
-    p.add_argument("--warmup", type=int, default=0, help="linear lr warmup iterations")
-    p.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
-    p.add_argument("--center", type=float, default=0.0,
-                   help="loss weight: 1 + c * Gaussian centred on the frame (0 = plain L1)")
     p.add_argument("--init", choices=["glorot", "kaiming"], default="glorot",
-                   help="glorot = keras_init_ (deepfn's); kaiming = He-uniform for LeakyReLU(0.1)")
+                   help="glorot = glorot_init_ (deepfn's); kaiming = He-uniform for LeakyReLU(0.1)")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache", default="benchmarks/results/scratch_recipe/pretrain_cache")
+    p.add_argument("--cache", default="research/results/scratch_recipe/pretrain_cache")
     p.add_argument("--tag", default="probe")
-    p.add_argument("--out", default="benchmarks/results/scratch_recipe")
+    p.add_argument("--out", default="research/results/scratch_recipe")
     p.add_argument("--skip-finetune", action="store_true")
     p.add_argument("--ft-freeze", choices=["none", "dx", "dy"], default="none",
                    help="fine-tune: freeze D^x's layers (its mean face stays trainable) or D^y")
@@ -165,19 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--center-input does not go with --pretrain-all")
     aug = AugmentParams(rotation=a.rotation, scale=a.scale, translation=a.translation,
                         warp_grid=a.warp_grid, warp_strength=a.warp)
-    extra = {"warmup": a.warmup, "clip": a.clip, "center": a.center, "mean_face": a.mean_face}
-    if a.target_blur:
-        extra["target_blur"] = a.target_blur
+    extra: dict[str, object] = {"mean_face": a.mean_face}
     if a.init != "glorot":
         extra["init"] = a.init
     if a.pretrain_all:
         extra["pretrain_all"] = True
 
-    def cfg(its: int, lr: float, batch: int | None = None) -> TrainConfig:
-        return TrainConfig(iterations=its, batch_size=batch or a.batch, lr=lr,
-                           betas=(a.beta1, a.beta2),
-                           precision=a.precision, augment=aug, checkpoint_every=10**9,
-                           log_every=max(its, 1), **_extra_kwargs(extra))
+    def cfg(its: int, lr: float, batch: int | None = None) -> NormalizerTrainConfig:
+        return NormalizerTrainConfig(iterations=its, batch_size=batch or a.batch, lr=lr,
+                                     betas=(a.beta1, a.beta2), precision=a.precision,
+                                     augment=aug, checkpoint_every=10**9, log_every=max(its, 1))
 
     def new_model() -> DeepFNAutoencoder:
         with torch.random.fork_rng(devices=[]):
@@ -208,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                                             for s in subs], cfg(a.pre_its, pre_lr),
                                  torch.Generator().manual_seed(a.seed))
         else:
-            st = fit(model, y, None, cfg(a.pre_its, pre_lr),
-                     torch.Generator().manual_seed(a.seed))
+            st = fit_normalizer(model, y, None, cfg(a.pre_its, pre_lr),
+                                torch.Generator().manual_seed(a.seed))
             curve = st.loss_template
         pre_s = round(time.perf_counter() - t0, 1)
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -256,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                  and not name.endswith(".face"))
                 or (a.ft_freeze == "dy" and name.startswith("decoder_template."))))
         t0, c0 = time.perf_counter(), time.process_time()
-        st = fit(model, y, frames_to_tensor(d.images),
-                 cfg(a.its, a.ft_lr or a.lr, a.ft_batch), g)
+        st = fit_normalizer(model, y, frames_to_tensor(d.images),
+                            cfg(a.its, a.ft_lr or a.lr, a.ft_batch), g)
         secs.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         lx_final.append(float(np.mean(st.loss_subject[-20:])))
@@ -298,14 +289,14 @@ def _logit_mean(frames: Tensor, eps: float = 1.0 / 255) -> Tensor:
     return torch.log(m) - torch.log1p(-m)
 
 
-def pretrain_all(model: DeepFNAutoencoder, y: Tensor, others: list[Tensor], cfg: TrainConfig,
-                 generator: torch.Generator) -> list[float]:
+def pretrain_all(model: DeepFNAutoencoder, y: Tensor, others: list[Tensor],
+                 cfg: NormalizerTrainConfig, generator: torch.Generator) -> list[float]:
     """Warm start on every subject: E + D^y on the template (Eq. 1's 2nd term) and E + ONE
     shared D^x on a batch mixed from all other subjects, each frame's D^x output biased by its
     own subject's mean face (``--mean-face``) instead of D^x's learned ``face``.  Returns the
     per-iteration total losses."""
     from deepfn.normalizer.augment import augment
-    from deepfn.normalizer.train import Adam, center_weight_map, l1_loss
+    from deepfn.normalizer.train import Adam, l1_loss
 
     model.to(memory_format=torch.channels_last)
     opt = Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -321,38 +312,17 @@ def pretrain_all(model: DeepFNAutoencoder, y: Tensor, others: list[Tensor], cfg:
         who = torch.randint(len(others), (b,), generator=generator)
         ix = starts[who] + (torch.rand(b, generator=generator) * sizes[who]).long()
         inputs, targets = augment(torch.cat([y[iy], flat[ix]]), cfg.augment, generator)
-        if cfg.target_blur:
-            from deepfn.normalizer.train import blur
-            targets = blur(targets, cfg.target_blur)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             h = model.encoder(inputs.contiguous(memory_format=torch.channels_last))
             y_hat = model.decoder_template(h[:b])
             zx = dx.out(dx.upscales(h[b:]))
         x_hat = torch.sigmoid(zx.float() + faces[who])
-        w = center_weight_map(inputs.shape[-1], cfg.center_weight) if cfg.center_weight else None
-        loss = l1_loss(targets[:b], y_hat, w) + l1_loss(targets[b:], x_hat, w)
+        loss = l1_loss(targets[:b], y_hat) + l1_loss(targets[b:], x_hat)
         opt.zero_grad()
         loss.backward()
-        if cfg.warmup:
-            opt.lr = cfg.lr * min(1.0, (opt.step_count + 1) / cfg.warmup)
         opt.step()
         losses.append(float(loss.detach()))
     return losses
-
-
-def _extra_kwargs(extra: dict) -> dict:
-    """Only the TrainConfig fields this checkout's train.py knows (keeps the probe runnable on
-    the unmodified trainer for the baseline)."""
-    from dataclasses import fields
-    names = {f.name for f in fields(TrainConfig)}
-    out = {}
-    for arg, name in (("warmup", "warmup"), ("clip", "clip"), ("center", "center_weight"),
-                      ("target_blur", "target_blur")):
-        if name in names:
-            out[name] = extra.get(arg, 0.0)
-        elif extra.get(arg):
-            raise SystemExit(f"this train.py has no {name}")
-    return out
 
 
 if __name__ == "__main__":

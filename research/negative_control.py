@@ -1,7 +1,7 @@
 """Negative control of the person gap: the same experiment with and without identity.
 
-    .venv/bin/python benchmarks/negative_control.py [--repetitions 5] [--profile PROFILE] \\
-        [--epochs N] [--work DIR] [--out benchmarks/results/negative_control.json]
+    .venv/bin/python research/negative_control.py [--repetitions 5] [--profile PROFILE] \\
+        [--epochs N] [--work DIR] [--out research/results/negative_control.json]
 
 For each ``synthesize.identity_strength`` in (1, 0) and each protocol it renders the roster of
 ``params.yaml``, preprocesses it, picks the template, runs only the person split on original images
@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from deepfn.stage import run_stage, stage_parser
+from deepfn.errors import DeepFNError
 from deepfn.utils.io import write_json
 
 PROTOCOLS = {"paper": False, "matched": True}  # protocol -> experiments.match_frames
@@ -95,7 +96,8 @@ def _body(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_parser(__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("--profile", default=None, help="default: the params file's profile")
     p.add_argument("--repetitions", type=int, default=5)
     p.add_argument("--epochs", type=int, default=0, help="0: the profile's value")
@@ -105,8 +107,14 @@ def main(argv: list[str] | None = None) -> int:
                         "worth of frames (experiments.match_frames)")
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir); "
                    "rerunning with the same one resumes (finished runs are skipped)")
-    p.add_argument("--out", default="benchmarks/results/negative_control.json")
-    return run_stage(_body, p, argv)  # one-line errors, exit 2; Ctrl-C exits 130
+    p.add_argument("--out", default="research/results/negative_control.json")
+    args = p.parse_args(argv)
+    try:
+        _body(args)
+    except DeepFNError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
