@@ -226,6 +226,27 @@ def test_bp4d_task_without_labels_is_dropped_and_counted(tmp_path, meta):
     assert any("M001_T3.csv" in w for w in report.warnings)
 
 
+def test_bp4d_layout_oddities_are_warned_about_in_order(tmp_path, meta):
+    root = make_bp4d(tmp_path)
+    (root / "notes").mkdir()                                         # not a subject folder
+    occ = root / "AUCoding" / "AU_OCC"
+    write_occ(occ / "F009_T1.csv", {1: {}})                          # no such subject folder
+    (occ / "readme.txt").write_text("x")                             # not <subject>_<task>.csv
+    write_occ(occ / "M001_T4.csv", {1: {}})                          # labels, no images
+    for frame in (1, 2):
+        write_frame(root / "M001" / "T3" / f"{frame}.jpg", 10)       # images, no labels
+    _, report = run(tmp_path, meta, bp4d=root)
+    bp4d = [w for w in report.warnings if w.startswith("bp4d:")]
+    assert [w.split(" (")[0].split(": ", 1)[1] for w in bp4d[:3]] == [
+        f"ignored folder {root / 'notes'}", f"ignored {occ / 'F009_T1.csv'}",
+        f"ignored {occ / 'readme.txt'}"]
+    assert bp4d[3:] == [
+        f"bp4d: 2 frame(s) of {root / 'M001' / 'T3'} dropped: no label file "
+        f"{occ / 'M001_T3.csv'}",
+        f"bp4d: {occ / 'M001_T4.csv'} has no images ({root / 'M001' / 'T4'} missing or empty)"]
+    assert report.subjects["M001"].kept == 2
+
+
 def test_disfa_values_and_threshold(tmp_path, meta):
     out, report = run(tmp_path, meta, disfa=make_disfa(tmp_path))
     d = read_subject(out, "SN001")

@@ -174,6 +174,22 @@ def _check_root(root: Path) -> tuple[Path, Path]:
 def _plan(root: Path, metadata: pd.DataFrame, report: ImportReport) -> list[_Subject]:
     """Find subjects/tasks/images, check metadata and parse every label file (all cheap)."""
     root, occ_dir = _check_root(root)
+    subjects = _subject_folders(root, report)
+    _check_metadata(metadata, subjects)
+    labels = _label_files(occ_dir, root, subjects, report)
+    int_dir = root / "AUCoding" / "AU_INT"
+    plans = []
+    for s in subjects:
+        tasks = _image_tasks(root / s)
+        for task, f in labels.get(s, {}).items():
+            _read_labels(tasks.setdefault(task, _Task(task)), f, int_dir, s)
+        _warn_unmatched(tasks, root / s, occ_dir, report)
+        plans.append(_Subject(s, [tasks[k] for k in sorted(tasks, key=natural_key)]))
+    return plans
+
+
+def _subject_folders(root: Path, report: ImportReport) -> list[str]:
+    """The subject ids of ``root``'s folders (F001, M001, ...); other folders are warned about."""
     subjects = []
     for d in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
         if not d.is_dir() or d.name.startswith(".") or d.name == "AUCoding":
@@ -185,7 +201,11 @@ def _plan(root: Path, metadata: pd.DataFrame, report: ImportReport) -> list[_Sub
     if not subjects:
         raise DeepFNError(f"{root}: no BP4D subject folders (F001/, M001/, ...) found; expected "
                           "<root>/<subject>/<task>/<frame>.jpg")
+    return subjects
 
+
+def _check_metadata(metadata: pd.DataFrame, subjects: list[str]) -> None:
+    """Every subject has a metadata row whose gender agrees with its id (F.../M...)."""
     meta = metadata_rows(metadata, subjects, DATASET)
     where = metadata.attrs.get("path", "metadata table")
     for s in subjects:
@@ -194,6 +214,10 @@ def _plan(root: Path, metadata: pd.DataFrame, report: ImportReport) -> list[_Sub
                               f"ids starting with {s[0]} are {'female' if s[0] == 'F' else 'male'};"
                               " fix the gender column")
 
+
+def _label_files(occ_dir: Path, root: Path, subjects: list[str],
+                 report: ImportReport) -> dict[str, dict[str, Path]]:
+    """subject -> task -> its occurrence CSV; files of no known subject are warned about."""
     labels: dict[str, dict[str, Path]] = {}
     for f in sorted(occ_dir.iterdir(), key=lambda p: natural_key(p.name)):
         if f.name.startswith(".") or not f.is_file():
@@ -206,43 +230,50 @@ def _plan(root: Path, metadata: pd.DataFrame, report: ImportReport) -> list[_Sub
             report.warnings.append(f"bp4d: ignored {f} (no image folder {root / m.group(1)})")
             continue
         labels.setdefault(m.group(1), {})[m.group(2)] = f
+    return labels
 
-    int_dir = root / "AUCoding" / "AU_INT"
-    plans = []
-    for s in subjects:
-        tasks: dict[str, _Task] = {}
-        for d in (root / s).iterdir():
-            if not d.is_dir() or d.name.startswith("."):
-                continue
-            t = tasks.setdefault(d.name, _Task(d.name))
-            for f in d.iterdir():
-                m = IMAGE_RE.match(f.name)
-                if m and f.is_file():
-                    frame = int(m.group(1))
-                    if frame in t.images:
-                        raise DeepFNError(f"{f}: frame {frame} exists twice in {d} "
-                                          f"({t.images[frame].name}); keep one file")
-                    t.images[frame] = f
-        for task, f in labels.get(s, {}).items():
-            t = tasks.setdefault(task, _Task(task))
-            t.label_file = f
-            t.frames, t.occurrence = read_occurrence_csv(f)
-            t.intensity = np.full(t.occurrence.shape, -1, np.int8)
-            for j, au in enumerate(AUS):
-                ipath = int_dir / f"AU{au:02d}" / f"{s}_{task}_AU{au:02d}.csv"
-                if ipath.is_file():
-                    values = read_intensity_csv(ipath)
-                    t.intensity[:, j] = [values.get(int(fr), -1) for fr in t.frames]
-        for t in tasks.values():
-            if t.label_file is None and t.images:
-                report.warnings.append(
-                    f"bp4d: {len(t.images)} frame(s) of {root / s / t.task} dropped: no label "
-                    f"file {occ_dir / f'{s}_{t.task}.csv'}")
-            elif t.label_file is not None and not t.images:
-                report.warnings.append(
-                    f"bp4d: {t.label_file} has no images ({root / s / t.task} missing or empty)")
-        plans.append(_Subject(s, [tasks[k] for k in sorted(tasks, key=natural_key)]))
-    return plans
+
+def _image_tasks(subject_dir: Path) -> dict[str, _Task]:
+    """task -> its frame images (``<frame>.jpg``) in one subject's folder."""
+    tasks: dict[str, _Task] = {}
+    for d in subject_dir.iterdir():
+        if not d.is_dir() or d.name.startswith("."):
+            continue
+        t = tasks.setdefault(d.name, _Task(d.name))
+        for f in d.iterdir():
+            m = IMAGE_RE.match(f.name)
+            if m and f.is_file():
+                frame = int(m.group(1))
+                if frame in t.images:
+                    raise DeepFNError(f"{f}: frame {frame} exists twice in {d} "
+                                      f"({t.images[frame].name}); keep one file")
+                t.images[frame] = f
+    return tasks
+
+
+def _read_labels(t: _Task, occurrence_csv: Path, int_dir: Path, subject: str) -> None:
+    """Occurrence rows of ``t`` from its CSV, intensities from ``AU_INT`` where coded (else -1)."""
+    t.label_file = occurrence_csv
+    t.frames, t.occurrence = read_occurrence_csv(occurrence_csv)
+    t.intensity = np.full(t.occurrence.shape, -1, np.int8)
+    for j, au in enumerate(AUS):
+        ipath = int_dir / f"AU{au:02d}" / f"{subject}_{t.task}_AU{au:02d}.csv"
+        if ipath.is_file():
+            values = read_intensity_csv(ipath)
+            t.intensity[:, j] = [values.get(int(fr), -1) for fr in t.frames]
+
+
+def _warn_unmatched(tasks: dict[str, _Task], subject_dir: Path, occ_dir: Path,
+                    report: ImportReport) -> None:
+    """A warning per task with images but no label file, or a label file but no images."""
+    for t in tasks.values():
+        if t.label_file is None and t.images:
+            report.warnings.append(
+                f"bp4d: {len(t.images)} frame(s) of {subject_dir / t.task} dropped: no label "
+                f"file {occ_dir / f'{subject_dir.name}_{t.task}.csv'}")
+        elif t.label_file is not None and not t.images:
+            report.warnings.append(
+                f"bp4d: {t.label_file} has no images ({subject_dir / t.task} missing or empty)")
 
 
 def _load(plan: _Subject, root: Path, detector: FaceCropper, report: ImportReport,
