@@ -48,10 +48,6 @@ class AugmentParams:
                    translation=normalize.translation, warp_grid=normalize.warp_grid,
                    warp_strength=normalize.warp_strength)
 
-    @property
-    def is_identity(self) -> bool:
-        return not (self.rotation or self.scale or self.translation or self.warp_strength)
-
 
 def _uniform(n: int, half_width: float, generator: torch.Generator) -> Tensor:
     return (torch.rand(n, generator=generator, device=generator.device) * 2.0 - 1.0) * half_width

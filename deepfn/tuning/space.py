@@ -10,16 +10,15 @@ as overrides (``experiments.lr: 0.00042``) and replayed with ``dvc exp run -S ke
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import optuna
 
 from deepfn.config.settings import Settings, TuneSettings
 
-__all__ = ["Target", "TARGETS", "PARAM_KEYS", "suggest", "suggest_classifier",
+__all__ = ["TARGETS", "PARAM_KEYS", "suggest", "suggest_classifier",
            "suggest_normalizer", "to_overrides", "warm_start_overrides", "pretrain_choices"]
 
-Target = Literal["classifier", "normalizer"]
 TARGETS: tuple[str, ...] = ("classifier", "normalizer")
 
 #: tuned name -> ``params.yaml`` key, per target

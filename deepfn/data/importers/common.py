@@ -15,14 +15,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from deepfn.data.corpus import AUS
 from deepfn.errors import DeepFNError
 
 __all__ = [
     "planned_import",
     "METADATA_COLUMNS", "SubjectReport", "ImportReport", "read_metadata", "check_metadata",
     "metadata_rows", "read_gray", "expressivity", "natural_key", "progress_line",
-    "parse_int", "empty_labels",
+    "parse_int",
 ]
 
 METADATA_COLUMNS: tuple[str, ...] = ("subject", "gender", "skin_type")
@@ -229,10 +228,6 @@ def expressivity(occurrence: np.ndarray) -> float | None:
         return None
     rates = (occurrence == 1).sum(axis=0)[cols] / n[cols]
     return float(np.mean(rates))
-
-
-def empty_labels(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return (np.full((n, len(AUS)), -1, np.int8), np.full((n, len(AUS)), -1, np.int8))
 
 
 def planned_import(dataset: str, root: Path, detector_size: int, image_size: int,

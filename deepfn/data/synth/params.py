@@ -7,7 +7,7 @@ import torch
 from deepfn.errors import DeepFNError
 
 __all__ = [
-    "IDENTITY_PARAMS", "IDIOSYNCRASIES", "NUISANCE_PARAMS", "REFERENCE_IDENTITY",
+    "IDENTITY_PARAMS", "NUISANCE_PARAMS", "REFERENCE_IDENTITY",
     "NEUTRAL_NUISANCE", "identity_batch", "nuisance_batch", "check_batch",
 ]
 
@@ -51,7 +51,6 @@ IDENTITY_PARAMS: dict[str, tuple[float, float, float]] = {
     "rest_forehead": (0.0, 0.0, 0.6),      # permanent forehead lines (AU1/2-like)
     "rest_furrow": (0.0, 0.0, 0.6),        # permanent glabellar lines (AU4-like)
 }
-IDIOSYNCRASIES: tuple[str, ...] = tuple(k for k in IDENTITY_PARAMS if k.startswith("rest_"))
 REFERENCE_IDENTITY: dict[str, float] = {k: v[0] for k, v in IDENTITY_PARAMS.items()}
 
 # Per-frame nuisance: head pose, camera, light, sensor.  Neutral values listed.
