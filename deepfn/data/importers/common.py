@@ -22,7 +22,7 @@ __all__ = [
     "planned_import",
     "METADATA_COLUMNS", "SubjectReport", "ImportReport", "read_metadata", "check_metadata",
     "metadata_rows", "read_gray", "expressivity", "natural_key", "progress_line",
-    "parse_int", "empty_labels",
+    "parse_int", "parse_skin_type", "empty_labels",
 ]
 
 METADATA_COLUMNS: tuple[str, ...] = ("subject", "gender", "skin_type")
@@ -52,6 +52,22 @@ def parse_int(text: str) -> int | None:
     if not np.isfinite(value) or value != int(value):
         return None
     return int(value)
+
+
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
+SKIN_TYPES_HELP = "a Fitzpatrick type 1..6 or I..VI"
+
+
+def parse_skin_type(text: str) -> int | None:
+    """Fitzpatrick skin type: ``"1"``..``"6"`` or ``"I"``..``"VI"`` (any case, spaces ignored).
+
+    ``"V I"``/``" vi "`` -> 6, ``"3.0"`` -> 3; anything else (``"7"``, ``"IIII"``, ``""``) -> None.
+    """
+    compact = "".join(text.split()).upper()
+    if compact in _ROMAN:
+        return _ROMAN[compact]
+    value = parse_int(compact)
+    return value if value is not None and 1 <= value <= 6 else None
 
 
 # --------------------------------------------------------------------------- report
@@ -145,7 +161,7 @@ def check_metadata(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise DeepFNError(
             f"{where}: missing column(s) {', '.join(missing)}; the metadata CSV needs "
-            f"{','.join(METADATA_COLUMNS)} (gender F/M, skin_type 1..6)"
+            f"{','.join(METADATA_COLUMNS)} (gender F/M, skin_type 1..6 or I..VI)"
         )
     out = pd.DataFrame({
         "subject": df["subject"].astype(str).str.strip(),
@@ -164,12 +180,12 @@ def check_metadata(df: pd.DataFrame) -> pd.DataFrame:
             f"{where}: subject {bad.iloc[0]['subject']} has gender {bad.iloc[0]['gender']!r}; "
             "use F or M"
         )
-    skin = out["skin_type"].map(parse_int)
-    bad = out[~skin.isin(range(1, 7))]
+    skin = out["skin_type"].map(parse_skin_type)
+    bad = out[skin.isna()]
     if len(bad):
         raise DeepFNError(
             f"{where}: subject {bad.iloc[0]['subject']} has skin_type "
-            f"{bad.iloc[0]['skin_type']!r}; use a Fitzpatrick type 1..6"
+            f"{bad.iloc[0]['skin_type']!r}; use {SKIN_TYPES_HELP}"
         )
     out["skin_type"] = skin.astype(int)
     out = out.set_index("subject", drop=False)
@@ -187,7 +203,7 @@ def metadata_rows(metadata: pd.DataFrame, subjects: list[str], dataset: str) -> 
         shown = ", ".join(missing[:5]) + more
         raise DeepFNError(
             f"{where}: no metadata for {dataset} subject(s) {shown}; add a row "
-            f"'{missing[0]},<F|M>,<skin type 1-6>' per subject (columns "
+            f"'{missing[0]},<F|M>,<skin type 1-6 or I-VI>' per subject (columns "
             f"{','.join(METADATA_COLUMNS)})"
         )
     return metadata.loc[subjects]
