@@ -20,7 +20,8 @@ __all__ = [
 ]
 
 SUBJECT_ID = re.compile(r"^(F|M)\d{3}$|^SN\d{3}$")
-GROUPS = ("person", "gender", "skin", "dataset")
+Group = Literal["person", "gender", "skin", "dataset"]
+GROUPS: tuple[Group, ...] = ("person", "gender", "skin", "dataset")
 
 
 class _Section(BaseModel):
@@ -200,7 +201,7 @@ class TransferSettings(_Section):
 class ExperimentsSettings(_Section):
     """The LeNet-5 AU classifiers over every group split (paper §4, Table 5)."""
 
-    groups: tuple[Literal["person", "gender", "skin", "dataset"], ...] = Field(
+    groups: tuple[Group, ...] = Field(
         GROUPS, description="Group splits to run, any of `person`, `gender`, `skin`, "
                             "`dataset` (non-empty, no repeats).")
     normalizations: tuple[Literal["original", "deepfn"], ...] = Field(

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ __all__ = [
 METADATA_COLUMNS: tuple[str, ...] = ("subject", "gender", "skin_type")
 
 
-def natural_key(name: str) -> tuple:
+def natural_key(name: str) -> tuple[int | str, ...]:
     """Sort key that orders ``T2`` before ``T10`` and ``2`` before ``10``."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
@@ -115,7 +116,7 @@ class ImportReport:
         out["subjects"] = len(rows)
         return out
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         datasets = sorted({r.dataset for r in self.subjects.values()})
         return {
             "detector": self.detector,
@@ -251,10 +252,14 @@ def empty_labels(n: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.full((n, len(AUS)), -1, np.int8), np.full((n, len(AUS)), -1, np.int8))
 
 
+_Plan = TypeVar("_Plan")
+_Loaded = TypeVar("_Loaded")
+
+
 def planned_import(dataset: str, root: Path, detector_size: int, image_size: int,
                    report: ImportReport | None,
-                   plan: Callable[[Path, ImportReport], Sequence[object]],
-                   load: Callable[[object, ImportReport, int, int], object]) -> Iterator:
+                   plan: Callable[[Path, ImportReport], Sequence[_Plan]],
+                   load: Callable[[_Plan, ImportReport, int, int], _Loaded]) -> Iterator[_Loaded]:
     """The shared shape of both importers: check the crop size, plan every subject now (layout,
     metadata and label files fail fast), then load subjects lazily, one per ``next()``."""
     if detector_size != image_size:
@@ -264,7 +269,7 @@ def planned_import(dataset: str, root: Path, detector_size: int, image_size: int
     report.roots.setdefault(dataset, str(root))
     plans = plan(root, report)
 
-    def _iter() -> Iterator:
+    def _iter() -> Iterator[_Loaded]:
         for i, one in enumerate(plans, start=1):
             yield load(one, report, i, len(plans))
 
