@@ -151,9 +151,8 @@ def _constraints(info: FieldInfo) -> list[str]:
 
 
 def _default(info: FieldInfo) -> Any:
-    if info.default_factory is not None:
-        return info.default_factory()  # type: ignore[call-arg]  # our factories take no args
-    return None if info.default is PydanticUndefined else info.default
+    value = info.get_default(call_default_factory=True, validated_data={})
+    return None if value is PydanticUndefined else value
 
 
 def _sections() -> Iterator[tuple[str, type[BaseModel]]]:
