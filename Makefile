@@ -1,6 +1,7 @@
 # deepfn — the same targets a person types are the ones CI runs.
 #   make run    install into .venv, then `dvc repro` on the default profile
 #   make test   install dev deps, run the test suite
+#   make help   every target
 SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
@@ -10,9 +11,10 @@ STORE ?= mlruns
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: setup setup-dev run smoke test test-fast lint typecheck ui dashboard bench postgres clean help
+.PHONY: help setup setup-dev run smoke test test-fast lint typecheck params-doc ui dashboard \
+	bench clean
 
-help:
+help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
@@ -26,9 +28,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
+$(VENV)/.installed-dashboard: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dashboard]"
+	touch $@
+
 setup: $(VENV)/.installed ## create .venv and install the pinned dependencies
 
-setup-dev: $(VENV)/.installed-dev
+setup-dev: $(VENV)/.installed-dev ## setup + the dev tools (pytest, ruff, mypy)
 
 .dvc/config:
 	$(BIN)/dvc init -q 2>/dev/null || true
@@ -48,13 +54,20 @@ test: setup-dev ## run the test suite
 test-fast: setup-dev ## the suite without the end-to-end dvc repro tests
 	$(BIN)/pytest -q -m "not slow"
 
-lint: setup-dev ## ruff
+lint: setup-dev ## ruff on deepfn, pipelines, tests, benchmarks
 	$(BIN)/ruff check deepfn pipelines tests benchmarks
+
+typecheck: setup-dev ## mypy, strict on deepfn/ (config: [tool.mypy] in pyproject.toml)
+	$(BIN)/mypy
+
+params-doc: setup ## regenerate docs/params.md from the settings' field descriptions
+	$(BIN)/python -m deepfn.config.docs --out docs/params.md
 
 ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
 
-dashboard: setup ## optuna-dashboard on the default study storage (http://127.0.0.1:8080)
+dashboard: $(VENV)/.installed-dashboard ## optuna-dashboard on .optuna/journal.log (http://127.0.0.1:8080)
+	@test -f .optuna/journal.log || { echo "error: .optuna/journal.log not found; run a study first (docs/tuning.md)"; exit 2; }
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 .optuna/journal.log
 
 bench: setup ## benchmarks -> benchmarks/results/*.json
@@ -62,5 +75,8 @@ bench: setup ## benchmarks -> benchmarks/results/*.json
 	$(BIN)/python benchmarks/bench_normalizer.py
 	$(BIN)/python benchmarks/bench_trainer.py
 
+# `git clean -X` removes only git-ignored files, so tracked ones (mlruns/README.md) stay; -ff also
+# removes the nested git repository of .smoke/
 clean: ## remove generated data, models, reports and the MLflow store (keeps .venv)
-	rm -rf data models results reports/normalization reports/figures reports/plots mlruns .deepfn .optuna .smoke
+	git clean -ffdXq -- data models results reports/normalization reports/figures reports/plots \
+		reports/tuning mlruns .deepfn .optuna .smoke .smoke.tmp

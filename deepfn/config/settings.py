@@ -2,6 +2,8 @@
 
 Unknown keys are rejected (``extra="forbid"``); ranges are declared with ``Field`` so the error
 message can name the allowed values.  Defaults here are the paper's values where it gives one.
+Every field carries a ``description``: ``docs/params.md`` is generated from them
+(``make params-doc``, :mod:`deepfn.config.docs`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ __all__ = [
 ]
 
 SUBJECT_ID = re.compile(r"^(F|M)\d{3}$|^SN\d{3}$")
-GROUPS = ("person", "gender", "skin", "dataset")
+Group = Literal["person", "gender", "skin", "dataset"]
+GROUPS: tuple[Group, ...] = ("person", "gender", "skin", "dataset")
 
 
 class _Section(BaseModel):
@@ -36,16 +39,41 @@ def _default_roster() -> tuple[str, ...]:
 class SynthesizeSettings(_Section):
     """The corpus stage: render the synthetic FACS corpus or import licensed BP4D/DISFA."""
 
-    source: Literal["synthetic", "licensed"] = "synthetic"
-    subjects: tuple[str, ...] = Field(default_factory=_default_roster, min_length=2)
-    seed: int = Field(0, ge=0)
-    identity_strength: float = Field(1.0, ge=0.0, le=1.0)
-    frames_per_sequence: int = Field(30, ge=2, le=2000)
-    image_size: int = Field(128, ge=32, le=512)
-    bp4d_root: str | None = None
-    disfa_root: str | None = None
-    metadata: str | None = None
-    detector: Literal["haar", "none"] = "haar"  # licensed: face crop (none = pre-cropped frames)
+    source: Literal["synthetic", "licensed"] = Field(
+        "synthetic",
+        description="`synthetic`: render the synthetic FACS corpus (docs/synthetic.md); "
+                    "`licensed`: import your BP4D/DISFA copies (docs/importers.md).")
+    subjects: tuple[str, ...] = Field(
+        default_factory=_default_roster, min_length=2,
+        description="The roster: one `normalize@<subject>` DVC stage per entry (dvc.yaml "
+                    "`foreach`). `F###`/`M###` are BP4D(-like), `SN###` DISFA(-like); unique. "
+                    "For licensed data list the imported ids. Default: F001-F010, M001-M010, "
+                    "SN001-SN010.")
+    seed: int = Field(0, ge=0, description="Seed of the synthetic corpus (every subject draws "
+                                           "from its own generator derived from it).")
+    identity_strength: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="Scale of the between-person differences in the synthetic corpus: 1 = "
+                    "full identity, 0 = everyone shares one identity (the negative control, "
+                    "docs/stats.md).")
+    frames_per_sequence: int = Field(
+        30, ge=2, le=2000,
+        description="Frames per task (BP4D-like: 8 tasks per subject; DISFA-like: one video of "
+                    "8x this many frames).")
+    image_size: int = Field(128, ge=32, le=512,
+                            description="Stored resolution of the raw corpus, pixels (square).")
+    bp4d_root: str | None = Field(
+        None, description="Licensed only: BP4D root (`<root>/F001/T1/2440.jpg`, `AUCoding/`); "
+                          "`null` = no BP4D.")
+    disfa_root: str | None = Field(
+        None, description="Licensed only: DISFA root (`Videos_LeftCamera/`, "
+                          "`ActionUnit_Labels/`); `null` = no DISFA.")
+    metadata: str | None = Field(
+        None, description="Licensed only (required there): CSV `subject,gender,skin_type` "
+                          "(docs/importers.md).")
+    detector: Literal["haar", "none"] = Field(
+        "haar", description="Licensed only: face crop. `haar` (OpenCV Haar cascade) | `none` "
+                            "(frames are already cropped).")
 
     @field_validator("subjects")
     @classmethod
@@ -69,80 +97,153 @@ class SynthesizeSettings(_Section):
 
 
 class PreprocessSettings(_Section):
-    ae_size: int = Field(128, ge=32, le=256, multiple_of=32)
-    clf_size: int = Field(64, ge=32, le=128, multiple_of=8)
-    equalize: bool = True
+    """Gray, histogram equalization, resize to the autoencoder and the classifier sizes."""
+
+    ae_size: int = Field(128, ge=32, le=256, multiple_of=32,
+                         description="Autoencoder input resolution, pixels (paper: 128).")
+    clf_size: int = Field(64, ge=32, le=128, multiple_of=8,
+                          description="LeNet-5 input resolution, pixels (paper: 64).")
+    equalize: bool = Field(True, description="Histogram equalization (kornia), paper §3.1.")
 
 
 class TemplateSettings(_Section):
-    strategy: Literal["most_expressive"] = "most_expressive"
-    subject: str | None = None  # force a template subject instead of the paper's rule
+    """The template subject every face is normalized onto."""
+
+    strategy: Literal["most_expressive"] = Field(
+        "most_expressive",
+        description="Paper §3.2: the BP4D subject with the highest median count of active AUs "
+                    "per frame.")
+    subject: str | None = Field(
+        None, description="Force this subject id as the template instead (must be in "
+                          "`synthesize.subjects`); `null` = the strategy's choice.")
 
 
 class PretrainSettings(_Section):
     """Warm start (beyond the paper, §6): E and D^y trained once on the template."""
 
-    iterations: int = Field(0, ge=0, le=1_000_000)
+    iterations: int = Field(
+        0, ge=0, le=1_000_000,
+        description="Template-only iterations of E and D^y before the per-subject stages "
+                    "(warm start, beyond the paper); 0 = off (the file holds the seeded init).")
 
 
 class NormalizeSettings(_Section):
-    width: int = Field(128, ge=2, le=512)
-    latent: int = Field(1024, ge=8, le=8192)
-    iterations: int = Field(50_000, ge=1, le=10_000_000)
-    batch_size: int = Field(64, ge=2, le=1024)
-    lr: float = Field(5.0e-5, gt=0.0, le=1.0)
-    beta1: float = Field(0.5, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    warm_start: bool = True
-    # decoders add a learned per-pixel bias, initialised to logit(mean frame of their person),
-    # before the sigmoid (docs/normalizer.md, "Mean face"); false = Table 2 exactly
-    mean_face: bool = False
-    # E sees each frame minus its person's mean frame (the template's for template frames, the
-    # subject's for the subject's; docs/normalizer.md, "Centred input"); false = the paper
-    center_input: bool = False
-    # what the per-subject fine-tune trains: all (E, D^y, D^x: Eq. 1, the paper) | decoder_subject
-    # (D^x only; E and D^y stay as the template warm start left them: docs/normalizer.md,
-    # "Fine-tuning only D^x")
-    finetune: Literal["all", "decoder_subject"] = "all"
-    # weight init of a fresh model: glorot (Keras' default, as faceswap) | kaiming (He-uniform
-    # for LeakyReLU(0.1): a shorter initial plateau)
-    init: Literal["glorot", "kaiming"] = "glorot"
-    precision: Literal["fp32", "bf16"] = "bf16"
-    rotation: float = Field(10.0, ge=0.0, le=90.0)
-    scale: float = Field(0.05, ge=0.0, le=0.5)
-    translation: float = Field(0.05, ge=0.0, le=0.5)
-    warp_grid: int = Field(5, ge=2, le=32)
-    warp_strength: float = Field(0.03, ge=0.0, le=0.5)
-    checkpoint_every: int = Field(1000, ge=1)
-    log_every: int = Field(100, ge=1)
-    min_frames: int = Field(16, ge=1)
-    seed: int = Field(0, ge=0)
+    """The per-subject DeepFN autoencoders (paper §3.1, Tables 1-2, Eq. 1)."""
+
+    width: int = Field(128, ge=2, le=512,
+                       description="Base channels w: E has w, 2w, 4w, 8w filters (paper: 128; "
+                                   "a multiple of 4).")
+    latent: int = Field(1024, ge=8, le=8192,
+                        description="Dense bottleneck size (paper: 1024).")
+    iterations: int = Field(50_000, ge=1, le=10_000_000,
+                            description="Training iterations per subject (paper: 50,000).")
+    batch_size: int = Field(64, ge=2, le=1024,
+                            description="Template frames and subject frames per iteration, each "
+                                        "(paper: 64 + 64).")
+    lr: float = Field(5.0e-5, gt=0.0, le=1.0, description="Adam learning rate (paper: 5e-5).")
+    beta1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta1 (paper: 0.5).")
+    beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam beta2 (paper: 0.999).")
+    warm_start: bool = Field(
+        True, description="Fine-tune every subject from `models/pretrained.pt` (the `pretrain` "
+                          "stage); false = a seeded fresh init per subject.")
+    mean_face: bool = Field(
+        False, description="Decoders add a learned per-pixel bias, initialised to logit(mean "
+                           "frame of their person), before the sigmoid: they learn deviations "
+                           "from the average face (docs/normalizer.md, \"Mean face\"). Paper: "
+                           "false (Table 2).")
+    center_input: bool = Field(
+        False, description="E sees each frame minus its person's mean frame (the template's for "
+                           "template frames, the subject's for the subject's; "
+                           "docs/normalizer.md, \"Centred input\"). Paper: false.")
+    finetune: Literal["all", "decoder_subject"] = Field(
+        "all", description="What the per-subject stage trains: `all` = E, D^y and D^x (Eq. 1, "
+                           "the paper) | `decoder_subject` = D^x only, E and D^y stay as the "
+                           "warm start left them (needs `warm_start` and `pretrain.iterations` "
+                           "> 0).")
+    init: Literal["glorot", "kaiming"] = Field(
+        "glorot", description="Weight init of a fresh model: `glorot` (Keras' default, as the "
+                              "faceswap model the paper used) | `kaiming` (He-uniform for "
+                              "LeakyReLU(0.1)).")
+    precision: Literal["fp32", "bf16"] = Field(
+        "bf16", description="`bf16`: forward under bf16 autocast with channels_last (loss in "
+                            "fp32) | `fp32`: plain eager.")
+    rotation: float = Field(10.0, ge=0.0, le=90.0,
+                            description="Random affine augmentation: rotation ±degrees "
+                                        "(paper profile: 10).")
+    scale: float = Field(0.05, ge=0.0, le=0.5,
+                         description="Random affine augmentation: scale 1 ± this (paper profile: "
+                                     "0.05).")
+    translation: float = Field(0.05, ge=0.0, le=0.5,
+                               description="Random affine augmentation: shift ± this fraction "
+                                           "of the image (paper profile: 0.05).")
+    warp_grid: int = Field(5, ge=2, le=32,
+                           description="Random warp (the noise the autoencoder removes): a "
+                                       "coarse grid of this many × this many random offsets.")
+    warp_strength: float = Field(0.03, ge=0.0, le=0.5,
+                                 description="Random warp: standard deviation of the offsets, "
+                                             "as a fraction of the image size.")
+    checkpoint_every: int = Field(1000, ge=1,
+                                  description="Resumable work checkpoint interval, iterations.")
+    log_every: int = Field(100, ge=1, description="MLflow metric interval, iterations.")
+    min_frames: int = Field(16, ge=1,
+                            description="A subject with fewer frames is an error naming it.")
+    seed: int = Field(0, ge=0, description="Seed of initialisation and batch sampling (each "
+                                           "subject derives its own).")
 
 
 class TransferSettings(_Section):
-    batch_size: int = Field(256, ge=1, le=8192)
+    """Eq. 2 over every subject, and the normalization diagnostics."""
+
+    batch_size: int = Field(256, ge=1, le=8192,
+                            description="Frames per inference batch (no effect on the output).")
 
 
 class ExperimentsSettings(_Section):
-    groups: tuple[Literal["person", "gender", "skin", "dataset"], ...] = GROUPS
-    normalizations: tuple[Literal["original", "deepfn"], ...] = ("original", "deepfn")
-    repetitions: int = Field(20, ge=1, le=1000)
-    epochs: int = Field(50, ge=1, le=10_000)
-    equal_steps: bool = True  # models on fewer subjects train more epochs (same Adam steps)
-    match_frames: bool = False  # every model trains on one subject's worth of frames
-    batch_size: int = Field(64, ge=1, le=4096)
-    lr: float = Field(5.0e-5, gt=0.0, le=1.0)
-    beta1: float = Field(0.5, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
-    n_train: int = Field(4, ge=1)
-    n_val: int = Field(2, ge=1)
-    min_test: int = Field(1, ge=1)
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    precision: Literal["fp32", "bf16"] = "bf16"
-    strategy: Literal["auto", "sequential", "process"] = "auto"
-    workers: int = Field(0, ge=0, le=64)  # 0 = one per core
-    seed: int = Field(0, ge=0)
+    """The LeNet-5 AU classifiers over every group split (paper §4, Table 5)."""
+
+    groups: tuple[Group, ...] = Field(
+        GROUPS, description="Group splits to run, any of `person`, `gender`, `skin`, "
+                            "`dataset` (non-empty, no repeats).")
+    normalizations: tuple[Literal["original", "deepfn"], ...] = Field(
+        ("original", "deepfn"),
+        description="Inputs to train on: `original` (preprocessed frames) and/or `deepfn` "
+                    "(normalized frames).")
+    repetitions: int = Field(20, ge=1, le=1000,
+                             description="Random subject draws per split (paper: 20).")
+    epochs: int = Field(50, ge=1, le=10_000,
+                        description="Epochs per model; the best validation-F1 epoch is kept "
+                                    "(paper: 50).")
+    equal_steps: bool = Field(
+        True, description="A model trained on fewer subjects (person-dependent: 1) runs "
+                          "n_train × the epochs, so every model takes about the same number of "
+                          "Adam steps (docs/protocol.md). Paper: false.")
+    match_frames: bool = Field(
+        False, description="Every model trains on one subject's worth of frames (the negative "
+                           "control's clean protocol; not the paper's).")
+    batch_size: int = Field(64, ge=1, le=4096, description="Training batch size (paper: 64).")
+    lr: float = Field(5.0e-5, gt=0.0, le=1.0, description="Adam learning rate (paper: 5e-5).")
+    beta1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta1 (paper: 0.5).")
+    beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam beta2 (paper: 0.999).")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0,
+                                description="Adam weight decay (paper: none).")
+    n_train: int = Field(4, ge=1,
+                         description="Training subjects per repetition and group (paper: 4).")
+    n_val: int = Field(2, ge=1,
+                       description="Validation subjects per repetition and group (paper: 2).")
+    min_test: int = Field(1, ge=1,
+                          description="At least this many test subjects per group, else the "
+                                      "split is an error.")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0,
+                             description="Sigmoid output above which an AU counts as present.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "bf16", description="`bf16` (autocast + channels_last) | `fp32`.")
+    strategy: Literal["auto", "sequential", "process"] = Field(
+        "auto", description="How models are trained: `sequential` (one process) | `process` (a "
+                            "pool of worker processes) | `auto` (sequential for tiny runs).")
+    workers: int = Field(0, ge=0, le=64,
+                         description="Worker processes of the `process` strategy; 0 = one per "
+                                     "core.")
+    seed: int = Field(0, ge=0, description="Seed of subject draws, frame splits and inits.")
 
     @field_validator("groups", "normalizations")
     @classmethod
@@ -153,26 +254,56 @@ class ExperimentsSettings(_Section):
 
 
 class StatsSettings(_Section):
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    correction: Literal["holm", "bonferroni", "none"] = "holm"
+    """Table 5's tests (docs/stats.md)."""
+
+    alpha: float = Field(0.05, gt=0.0, lt=1.0,
+                         description="Significance level of every test (paper: 0.05).")
+    correction: Literal["holm", "bonferroni", "none"] = Field(
+        "holm", description="Multiple-comparison correction across the family of tests: "
+                            "`holm` | `bonferroni` | `none`.")
 
 
 class TuneSettings(_Section):
-    enabled: bool = False
-    target: Literal["classifier", "normalizer"] = "classifier"
-    study: str = "deepfn-classifier"
-    n_trials: int = Field(20, ge=1, le=100_000)
-    storage: str | None = None  # default: a JournalStorage file under .optuna/
-    pruner: Literal["median", "successive_halving", "none"] = "median"
-    seed: int = Field(0, ge=0)
-    lr: tuple[float, float] = (1.0e-5, 3.0e-3)
-    beta1: tuple[float, float] = (0.3, 0.95)
-    batch_size: tuple[int, ...] = (32, 64, 128)
-    epochs: tuple[int, int] = (2, 12)
-    weight_decay: tuple[float, float] = (1.0e-6, 1.0e-2)
-    warp_strength: tuple[float, float] = (0.0, 0.08)
-    width: tuple[int, ...] = (8, 16, 32)
-    iterations: tuple[int, int] = (50, 400)
+    """The Optuna study (docs/tuning.md); search spaces are `[low, high]` or a list of choices."""
+
+    enabled: bool = Field(False,
+                          description="The `tune` DVC stage is a no-op unless true.")
+    target: Literal["classifier", "normalizer"] = Field(
+        "classifier", description="What the DVC stage tunes: `classifier` | `normalizer`.")
+    study: str = Field("deepfn-classifier", description="Optuna study name (resumed if it "
+                                                        "exists).")
+    n_trials: int = Field(20, ge=1, le=100_000,
+                          description="Finished (complete + pruned) trials the study runs to.")
+    storage: str | None = Field(
+        None, description="Optuna storage URL (e.g. `postgresql://...`); `null` = the "
+                          "JournalStorage file `.optuna/journal.log`.")
+    pruner: Literal["median", "successive_halving", "none"] = Field(
+        "median", description="`median` | `successive_halving` | `none`.")
+    seed: int = Field(0, ge=0, description="Seed of the TPE sampler.")
+    lr: tuple[float, float] = Field((1.0e-5, 3.0e-3),
+                                    description="Classifier search space: learning rate "
+                                                "`[low, high]`, log-uniform.")
+    beta1: tuple[float, float] = Field((0.3, 0.95),
+                                       description="Classifier search space: Adam beta1 "
+                                                   "`[low, high]`.")
+    batch_size: tuple[int, ...] = Field((32, 64, 128),
+                                        description="Classifier search space: batch size "
+                                                    "choices.")
+    epochs: tuple[int, int] = Field((2, 12), description="Classifier search space: epochs "
+                                                         "`[low, high]`.")
+    weight_decay: tuple[float, float] = Field((1.0e-6, 1.0e-2),
+                                              description="Classifier search space: weight "
+                                                          "decay `[low, high]`, log-uniform.")
+    warp_strength: tuple[float, float] = Field((0.0, 0.08),
+                                               description="Normalizer search space: "
+                                                           "`normalize.warp_strength` "
+                                                           "`[low, high]`.")
+    width: tuple[int, ...] = Field((8, 16, 32),
+                                   description="Normalizer search space: `normalize.width` "
+                                               "choices.")
+    iterations: tuple[int, int] = Field((50, 400),
+                                        description="Normalizer search space: "
+                                                    "`normalize.iterations` `[low, high]`.")
 
     @field_validator("lr", "beta1", "epochs", "weight_decay", "warp_strength", "iterations")
     @classmethod
@@ -183,13 +314,19 @@ class TuneSettings(_Section):
 
 
 class TrackingSettings(_Section):
-    uri: str = "sqlite:///mlruns/mlflow.db"
+    """Where MLflow runs go."""
+
+    uri: str = Field("sqlite:///mlruns/mlflow.db",
+                     description="MLflow tracking URI (a sqlite file or a tracking server); "
+                                 "`MLFLOW_TRACKING_URI` overrides it.")
 
 
 class Settings(_Section):
     """All sections, resolved against the selected profile."""
 
-    profile: Literal["smoke", "default", "paper"] = "default"
+    profile: Literal["smoke", "default", "paper"] = Field(
+        "default", description="The scale: `smoke` (CI, `make smoke`) | `default` (`make run`, "
+                               "≤ 15 min on 2 CPU cores) | `paper` (the paper's scale, a GPU).")
     synthesize: SynthesizeSettings = SynthesizeSettings()
     preprocess: PreprocessSettings = PreprocessSettings()
     template: TemplateSettings = TemplateSettings()

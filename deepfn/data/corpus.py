@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -186,7 +187,8 @@ def read_subject(corpus_dir: str | Path, subject: str) -> SubjectData:
 
 
 def write_manifest(corpus_dir: str | Path, *, source: str, image_size: int,
-                   subjects: Iterable[str], extra: dict | None = None) -> dict:
+                   subjects: Iterable[str],
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``manifest.json`` with a content hash per subject file (the data version)."""
     corpus_dir = Path(corpus_dir)
     entries = {}
@@ -198,7 +200,7 @@ def write_manifest(corpus_dir: str | Path, *, source: str, image_size: int,
     return manifest
 
 
-def read_manifest(corpus_dir: str | Path) -> dict:
+def read_manifest(corpus_dir: str | Path) -> dict[str, Any]:
     path = Path(corpus_dir) / "manifest.json"
     if not path.is_file():
         raise DeepFNError(f"{path}: corpus manifest not found; rerun the stage that writes it")
@@ -206,6 +208,8 @@ def read_manifest(corpus_dir: str | Path) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DeepFNError(f"{path}: manifest is not valid JSON; rerun the stage") from exc
+    if not isinstance(manifest, dict):
+        raise DeepFNError(f"{path}: manifest is not a JSON object; rerun the stage")
     if manifest.get("format") != FORMAT_VERSION:
         raise DeepFNError(f"{path}: corpus format {manifest.get('format')!r}, expected "
                           f"{FORMAT_VERSION}; rebuild the corpus with this version of deepfn")

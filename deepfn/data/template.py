@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ STRATEGIES: dict[str, Callable[[pd.DataFrame], str]] = {"most_expressive": most_
 
 
 def select_template(corpus_dir: str | Path, out_dir: str | Path,
-                    settings: TemplateSettings) -> dict:
+                    settings: TemplateSettings) -> dict[str, Any]:
     """Choose the template, write ``out_dir/template.json`` and the template's frames as a
     one-subject corpus in ``out_dir`` (what the normalizers train on)."""
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)

@@ -12,11 +12,13 @@ data shows "n/a".  Uses ``matplotlib.figure.Figure`` (no pyplot state, no displa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -43,21 +45,21 @@ def _patch(color: str, label: str, hatch: str = "") -> Patch:
 _NORM_PATCHES = [_patch(_COLOR[n], _NORM_LABEL[n]) for n in ("original", "deepfn")]
 
 
-def _bars(ax, x: np.ndarray, means: Sequence[float], ses: Sequence[float], ns: Sequence[int],
+def _bars(ax: Axes, x: np.ndarray, means: pd.Series, ses: pd.Series, ns: pd.Series,
           *, color: str, width: float, hatch: str = "") -> None:
     """Bars with SE whiskers, n written inside each bar, "n/a" where there is no mean."""
-    means = np.asarray(means, dtype=float)
-    ses = np.nan_to_num(np.asarray(ses, dtype=float))
-    ok = np.isfinite(means)
-    ax.bar(x[ok], means[ok], width, yerr=ses[ok], color=color, hatch=hatch,
+    mean = np.asarray(means, dtype=float)
+    se = np.nan_to_num(np.asarray(ses, dtype=float))
+    ok = np.isfinite(mean)
+    ax.bar(x[ok], mean[ok], width, yerr=se[ok], color=color, hatch=hatch,
            edgecolor="white", linewidth=0.6, capsize=3, error_kw={"elinewidth": 1})
     box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
-    for xi, m, n in zip(x, means, ns, strict=True):
+    for xi, m, n in zip(x, mean, np.asarray(ns), strict=True):
         ax.text(xi, 1.5, f"n={int(n)}" if np.isfinite(m) else "n/a", rotation=90, ha="center",
                 va="bottom", fontsize=7, color="0.15", bbox=box if np.isfinite(m) else None)
 
 
-def _finish(fig: Figure, ax, top: float, n_groups: int, path: Path) -> None:
+def _finish(fig: Figure, ax: Axes, top: float, n_groups: int, path: Path) -> None:
     ax.set_ylim(0, max(80.0, np.ceil(top / 10.0) * 10.0 + 10.0))
     ax.set_xlim(-0.6, max(n_groups, 1) - 0.4)
     ax.set_ylabel("score (%): mean of F1 and accuracy")
@@ -78,9 +80,10 @@ def fig_table5(cells: pd.DataFrame, path: Path) -> None:
     ax = fig.add_subplot()
     width = 0.2
     x0 = np.arange(len(SPLITS))
-    paper = {"marker": "D", "color": "black", "markerfacecolor": "white", "linestyle": "",
-             "markersize": 5}  # hollow: the SE whisker stays visible through it
-    legend: list = [Line2D([], [], label="paper (Table 5)", **paper)]
+    # hollow: the SE whisker stays visible through it
+    paper: dict[str, Any] = {"marker": "D", "color": "black", "markerfacecolor": "white",
+                             "linestyle": "", "markersize": 5}
+    legend: list[Artist] = [Line2D([], [], label="paper (Table 5)", **paper)]
     for k, cond in enumerate(CONDITIONS):
         c = cells[cells["condition"] == cond].set_index("split").reindex(list(SPLITS))
         norm = "deepfn" if cond.startswith("deepfn") else "original"

@@ -98,7 +98,8 @@ def with_conditions(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cells(obs: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    return {key: g for key, g in obs.groupby(["split", "condition"], sort=False)}
+    return {(str(split), str(cond)): g
+            for (split, cond), g in obs.groupby(["split", "condition"], sort=False)}
 
 
 def _describe_cell(g: pd.DataFrame | None, confidence: float) -> dict[str, object]:
@@ -157,7 +158,7 @@ def run_tests(participants: pd.DataFrame, *, alpha: float = 0.05,
     return df
 
 
-def _verdict(row: Mapping[str, object], finding: str, alpha: float) -> str:
+def _verdict(row: pd.Series, finding: str, alpha: float) -> str:
     p, diff = float(row["p_corrected"]), float(row["diff"])
     if not np.isfinite(p):
         return "n/a"
@@ -203,8 +204,8 @@ def table5(cells: pd.DataFrame, tests: pd.DataFrame, alpha: float = 0.05) -> pd.
         for spec in TESTS:
             row[f"p_{spec.id}"] = t.at[spec.id, "p_student"]
             row[f"p_{spec.id}_corrected"] = t.at[spec.id, "p_corrected"]
-        row.update(found.loc[split].to_dict())
-        notes = [f"{cond}: {c.at[cond, 'note']}" for cond in CONDITIONS if c.at[cond, "note"]]
+        row.update({str(k): v for k, v in found.loc[split].items()})
+        notes = [f"{cond}: {c.at[cond, 'note']!s}" for cond in CONDITIONS if c.at[cond, "note"]]
         empty = (c["n_obs"] == 0).all()
         row["note"] = "n/a: no runs for this split" if empty else "; ".join(notes)
         rows.append(row)

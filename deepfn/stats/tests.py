@@ -28,7 +28,8 @@ NAN = float("nan")
 
 def _array(x: Sequence[float] | np.ndarray) -> np.ndarray:
     a = np.asarray(x, dtype=float)
-    return a[np.isfinite(a)]
+    finite: np.ndarray = a[np.isfinite(a)]
+    return finite
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def holm(p: Sequence[float] | np.ndarray) -> np.ndarray:
 
 def bonferroni(p: Sequence[float] | np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float)
-    return np.minimum(p * np.isfinite(p).sum(), 1.0)
+    corrected: np.ndarray = np.minimum(p * np.isfinite(p).sum(), 1.0)
+    return corrected
 
 
 def adjust(p: Sequence[float] | np.ndarray, method: str = "holm") -> np.ndarray:

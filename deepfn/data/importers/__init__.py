@@ -54,6 +54,8 @@ def import_corpus(out_dir: Path, *, bp4d_root: Path | None, disfa_root: Path | N
                           "synthesize.disfa_root (or run 'deepfn import bp4d|disfa ROOT')")
     out_dir = Path(out_dir)
     metadata = read_metadata(metadata_csv)
+    genders = {str(k): str(v) for k, v in metadata["gender"].items()}
+    skin_types = {str(k): int(v) for k, v in metadata["skin_type"].items()}
     cropper = FaceCropper(detector, image_size)
     report = ImportReport(detector=detector, image_size=int(image_size))
     # Plan (and so validate layout, metadata and label files of) both datasets before the
@@ -68,7 +70,7 @@ def import_corpus(out_dir: Path, *, bp4d_root: Path | None, disfa_root: Path | N
         sources.append(("disfa", import_disfa(Path(disfa_root), metadata, image_size=image_size,
                                               detector=cropper, progress=progress,
                                               report=report)))
-    rows: list[dict] = []
+    rows: list[dict[str, object]] = []
     seen: set[str] = set()
     with atomic_dir(out_dir) as tmp:
         for dataset, subjects in sources:
@@ -84,9 +86,9 @@ def import_corpus(out_dir: Path, *, bp4d_root: Path | None, disfa_root: Path | N
                         "in any kept frame; check its label files or remove the subject")
                 report.subjects[data.subject].expressivity = expr
                 write_subject(tmp, data)
-                meta = metadata.loc[data.subject]
                 rows.append({"subject": data.subject, "dataset": dataset,
-                             "gender": meta["gender"], "skin_type": int(meta["skin_type"]),
+                             "gender": genders[data.subject],
+                             "skin_type": skin_types[data.subject],
                              "expressivity": expr})
         table = pd.DataFrame(rows, columns=list(SUBJECT_COLUMNS))
         write_subjects(tmp / "subjects.csv", table)

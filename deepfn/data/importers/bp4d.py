@@ -65,8 +65,8 @@ def read_occurrence_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     9 (not coded) becomes -1; AU columns other than ours are ignored.
     """
-    rows = [_trim(r) for r in csv.reader(_read_text(path, "occurrence label file").splitlines())]
-    rows = [(i + 1, r) for i, r in enumerate(rows) if r]
+    lines = [_trim(r) for r in csv.reader(_read_text(path, "occurrence label file").splitlines())]
+    rows = [(i + 1, r) for i, r in enumerate(lines) if r]
     if not rows:
         raise DeepFNError(f"{path}: empty occurrence label file; re-copy it from "
                           "AUCoding/AU_OCC of the dataset")
@@ -209,8 +209,9 @@ def _check_metadata(metadata: pd.DataFrame, subjects: list[str]) -> None:
     meta = metadata_rows(metadata, subjects, DATASET)
     where = metadata.attrs.get("path", "metadata table")
     for s in subjects:
-        if meta.loc[s, "gender"] != s[0]:
-            raise DeepFNError(f"{where}: subject {s} has gender {meta.loc[s, 'gender']} but BP4D "
+        gender = str(meta.at[s, "gender"])
+        if gender != s[0]:
+            raise DeepFNError(f"{where}: subject {s} has gender {gender} but BP4D "
                               f"ids starting with {s[0]} are {'female' if s[0] == 'F' else 'male'};"
                               " fix the gender column")
 

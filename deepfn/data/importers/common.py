@@ -10,24 +10,26 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 import pandas as pd
 
+from deepfn.data.corpus import AUS
 from deepfn.errors import DeepFNError
 
 __all__ = [
     "planned_import",
     "METADATA_COLUMNS", "SubjectReport", "ImportReport", "read_metadata", "check_metadata",
     "metadata_rows", "read_gray", "expressivity", "natural_key", "progress_line",
-    "parse_int",
+    "parse_int", "parse_skin_type",
 ]
 
 METADATA_COLUMNS: tuple[str, ...] = ("subject", "gender", "skin_type")
 
 
-def natural_key(name: str) -> tuple:
+def natural_key(name: str) -> tuple[int | str, ...]:
     """Sort key that orders ``T2`` before ``T10`` and ``2`` before ``10``."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
@@ -51,6 +53,22 @@ def parse_int(text: str) -> int | None:
     if not np.isfinite(value) or value != int(value):
         return None
     return int(value)
+
+
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
+SKIN_TYPES_HELP = "a Fitzpatrick type 1..6 or I..VI"
+
+
+def parse_skin_type(text: str) -> int | None:
+    """Fitzpatrick skin type: ``"1"``..``"6"`` or ``"I"``..``"VI"`` (any case, spaces ignored).
+
+    ``"V I"``/``" vi "`` -> 6, ``"3.0"`` -> 3; anything else (``"7"``, ``"IIII"``, ``""``) -> None.
+    """
+    compact = "".join(text.split()).upper()
+    if compact in _ROMAN:
+        return _ROMAN[compact]
+    value = parse_int(compact)
+    return value if value is not None and 1 <= value <= 6 else None
 
 
 # --------------------------------------------------------------------------- report
@@ -98,7 +116,7 @@ class ImportReport:
         out["subjects"] = len(rows)
         return out
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         datasets = sorted({r.dataset for r in self.subjects.values()})
         return {
             "detector": self.detector,
@@ -144,7 +162,7 @@ def check_metadata(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise DeepFNError(
             f"{where}: missing column(s) {', '.join(missing)}; the metadata CSV needs "
-            f"{','.join(METADATA_COLUMNS)} (gender F/M, skin_type 1..6)"
+            f"{','.join(METADATA_COLUMNS)} (gender F/M, skin_type 1..6 or I..VI)"
         )
     out = pd.DataFrame({
         "subject": df["subject"].astype(str).str.strip(),
@@ -163,12 +181,12 @@ def check_metadata(df: pd.DataFrame) -> pd.DataFrame:
             f"{where}: subject {bad.iloc[0]['subject']} has gender {bad.iloc[0]['gender']!r}; "
             "use F or M"
         )
-    skin = out["skin_type"].map(parse_int)
-    bad = out[~skin.isin(range(1, 7))]
+    skin = out["skin_type"].map(parse_skin_type)
+    bad = out[skin.isna()]
     if len(bad):
         raise DeepFNError(
             f"{where}: subject {bad.iloc[0]['subject']} has skin_type "
-            f"{bad.iloc[0]['skin_type']!r}; use a Fitzpatrick type 1..6"
+            f"{bad.iloc[0]['skin_type']!r}; use {SKIN_TYPES_HELP}"
         )
     out["skin_type"] = skin.astype(int)
     out = out.set_index("subject", drop=False)
@@ -186,7 +204,7 @@ def metadata_rows(metadata: pd.DataFrame, subjects: list[str], dataset: str) -> 
         shown = ", ".join(missing[:5]) + more
         raise DeepFNError(
             f"{where}: no metadata for {dataset} subject(s) {shown}; add a row "
-            f"'{missing[0]},<F|M>,<skin type 1-6>' per subject (columns "
+            f"'{missing[0]},<F|M>,<skin type 1-6 or I-VI>' per subject (columns "
             f"{','.join(METADATA_COLUMNS)})"
         )
     return metadata.loc[subjects]
@@ -230,10 +248,14 @@ def expressivity(occurrence: np.ndarray) -> float | None:
     return float(np.mean(rates))
 
 
+_Plan = TypeVar("_Plan")
+_Loaded = TypeVar("_Loaded")
+
+
 def planned_import(dataset: str, root: Path, detector_size: int, image_size: int,
                    report: ImportReport | None,
-                   plan: Callable[[Path, ImportReport], Sequence[object]],
-                   load: Callable[[object, ImportReport, int, int], object]) -> Iterator:
+                   plan: Callable[[Path, ImportReport], Sequence[_Plan]],
+                   load: Callable[[_Plan, ImportReport, int, int], _Loaded]) -> Iterator[_Loaded]:
     """The shared shape of both importers: check the crop size, plan every subject now (layout,
     metadata and label files fail fast), then load subjects lazily, one per ``next()``."""
     if detector_size != image_size:
@@ -243,7 +265,7 @@ def planned_import(dataset: str, root: Path, detector_size: int, image_size: int
     report.roots.setdefault(dataset, str(root))
     plans = plan(root, report)
 
-    def _iter() -> Iterator:
+    def _iter() -> Iterator[_Loaded]:
         for i, one in enumerate(plans, start=1):
             yield load(one, report, i, len(plans))
 

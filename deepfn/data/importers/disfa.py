@@ -129,7 +129,7 @@ def _plan(root: Path, metadata: pd.DataFrame, report: ImportReport) -> list[_Sub
     plans = []
     for s in subjects:
         files = [ldir / s / f"{s}_au{au}.txt" for au in DISFA_AUS]
-        columns = []
+        columns: list[np.ndarray] = []
         for f in files:
             if not f.is_file():
                 raise DeepFNError(f"{f}: DISFA label file not found; every subject needs "

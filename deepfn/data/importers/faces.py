@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import cv2.data  # the stubs of cv2 do not declare its `data` submodule
 import numpy as np
 
 from deepfn.errors import DeepFNError

@@ -72,7 +72,8 @@ def au_propensity(rng: np.random.Generator) -> np.ndarray:
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
+    out: np.ndarray = x * x * (3 - 2 * x)
+    return out
 
 
 def sequence_intensities(t: np.ndarray, segments: list[dict[str, float]], *, expressivity: float,

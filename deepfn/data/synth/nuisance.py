@@ -41,7 +41,9 @@ def _wander(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     freq = rng.uniform(0.3, 2.5, 3)
     phase = rng.uniform(0, 2 * np.pi, 3)
     amp = rng.normal(0.0, 1.0, 3) / np.sqrt(3)
-    return (amp[None, :] * np.sin(2 * np.pi * freq[None, :] * t[:, None] + phase[None, :])).sum(1)
+    motion: np.ndarray = (amp[None, :] * np.sin(2 * np.pi * freq[None, :] * t[:, None]
+                                                + phase[None, :])).sum(1)
+    return motion
 
 
 def sample_nuisance(dataset: str, n_sequences: int, frames_per_sequence: int,

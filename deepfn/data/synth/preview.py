@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,8 @@ def preview_people(seed: int) -> list[tuple[str, str]]:
     ids = [f"{p}{i:03d}" for p in ("F", "M") for i in range(1, 21)] + \
         [f"SN{i:03d}" for i in range(1, 41)]
     meta = roster_metadata(ids, seed=seed)
-    out, shown = [], set()
+    out: list[tuple[str, str]] = []
+    shown: set[str] = set()
     for dataset in ("bp4d", "disfa"):
         for gender in ("F", "M"):
             for group in ("lighter", "darker"):
@@ -88,8 +90,8 @@ def write_preview(path: Path, *, seed: int = 0, identity_strength: float = 1.0) 
     aus[torch.arange(1, n_cols), torch.arange(len(AUS))] = 5.0
     tiles = []
     for sid, _ in people:
-        plan = plan_subject(meta.loc[sid], seed=seed, identity_strength=identity_strength,
-                            frames_per_sequence=2)
+        plan = plan_subject(cast(pd.Series, meta.loc[sid]), seed=seed,
+                            identity_strength=identity_strength, frames_per_sequence=2)
         ident = {k: torch.full((n_cols,), v) for k, v in plan.identity.items()}
         nuis = {k: torch.full((n_cols,), float(v[0])) for k, v in plan.nuisance.items()}
         nuis["blink"].zero_()
@@ -110,7 +112,7 @@ def write_strip(path: Path, *, seed: int = 0, n_frames: int = 16) -> Path:
     AU intensities."""
     sid = "F001"
     meta = roster_metadata([sid], seed=seed)
-    plan = plan_subject(meta.loc[sid], seed=seed, frames_per_sequence=n_frames)
+    plan = plan_subject(cast(pd.Series, meta.loc[sid]), seed=seed, frames_per_sequence=n_frames)
     images = render_plan(plan, image_size=_SIZE)
     tasks = list(dict.fromkeys(plan.sequence.tolist()))
     def episode(t: str) -> float:  # a clear onset-apex-offset: calm ends, strong middle
