@@ -64,3 +64,7 @@ bench: setup ## benchmarks -> benchmarks/results/*.json
 
 clean: ## remove generated data, models, reports and the MLflow store (keeps .venv)
 	rm -rf data models results reports/normalization reports/figures reports/plots mlruns .deepfn .optuna .smoke
+
+.PHONY: gpu-check
+gpu-check: ## GPU check (<= 8 min) -> benchmarks/results/gpu_check.json; torch + numpy suffice; ARGS="--device cpu --tiny" on a CPU
+	python3 benchmarks/gpu_check.py $(ARGS)
