@@ -44,7 +44,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     Anything else that does not exist here is a one-line :class:`DeepFNError` naming
     ``compute.device`` and the fix.
     """
-    if not isinstance(device, str) or not _DEVICE.match(device):
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise DeepFNError(f"compute.device: {device!r} is not one of auto, cpu, cuda, cuda:N; "
                           "set it in params.yaml (auto picks CUDA when there is one)")
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):

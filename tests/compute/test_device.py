@@ -24,7 +24,7 @@ def test_auto_is_cuda_exactly_when_torch_sees_one() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "CPU", "mps", "", "cuda:0 "])
+@pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "CPU", "mps", "", "cuda:0 ", "cpu\n"])
 def test_malformed_device_names_the_key(bad: str) -> None:
     with pytest.raises(DeepFNError, match=r"^compute\.device: .*auto, cpu, cuda, cuda:N"):
         resolve_device(bad)
