@@ -76,7 +76,8 @@ def model_module(package: str, module: str) -> types.ModuleType:
 
 def timed(step: Callable[[], object], sync: Callable[[], None], iters: int, warmup: int,
           budget_s: float) -> tuple[float, int]:
-    """Median-free mean seconds per call after ``warmup`` calls; stops early at ``budget_s``."""
+    """Mean seconds per call after ``warmup`` calls (``iters`` calls, fewer if ``budget_s``
+    runs out first) -> (seconds, calls timed)."""
     for _ in range(warmup):
         step()
     sync()
@@ -135,7 +136,9 @@ def part_autoencoder(compute_mod, device: str, tiny: bool, use_compile: bool,
         arch = model_mod.ArchConfig(size=128, width=128, latent=1024)
         b, iters, mm_n = 64, 40, 8192
     out: dict[str, Any] = {"arch": {"size": arch.size, "width": arch.width,
-                                    "latent": arch.latent}, "batch": f"{b}+{b}"}
+                                    "latent": arch.latent}, "batch": f"{b}+{b}",
+                           "fp32_uses_tf32": bool(torch.backends.cuda.matmul.allow_tf32
+                                                  and torch.cuda.is_available())}
     base = resolve(compute_mod, device, "fp32")
     out["matmul_bf16"] = matmul_tflops(base, mm_n, 50 if not tiny else 5)
     peak = out["matmul_bf16"]["tflops"]
