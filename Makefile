@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
 .PHONY: help setup setup-dev run smoke test test-fast lint typecheck params-doc ui dashboard \
-	bench clean
+	bench clean gpu-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -80,3 +80,6 @@ bench: setup ## benchmarks -> benchmarks/results/*.json
 clean: ## remove generated data, models, reports and the MLflow store (keeps .venv)
 	git clean -ffdXq -- data models results reports/normalization reports/figures reports/plots \
 		reports/tuning mlruns .deepfn .optuna .smoke .smoke.tmp
+
+gpu-check: ## GPU check (<= 8 min) -> benchmarks/results/gpu_check.json; torch + numpy suffice; ARGS="--device cpu --tiny" on a CPU
+	python3 benchmarks/gpu_check.py $(ARGS)

@@ -321,6 +321,26 @@ class TrackingSettings(_Section):
                                  "`MLFLOW_TRACKING_URI` overrides it.")
 
 
+class ComputeSettings(_Section):
+    """Where the stages compute (resolved once per stage by ``deepfn.compute.device``).
+
+    The cluster settings (``engine: local | ray``, ``address``) belong here too, next to
+    ``device``.
+    """
+
+    device: str = Field(
+        "auto",
+        description="auto | cpu | cuda | cuda:N; auto = CUDA when torch sees a GPU, else the CPU",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError("must be auto, cpu, cuda or cuda:N (auto = CUDA when available)")
+        return v
+
+
 class Settings(_Section):
     """All sections, resolved against the selected profile."""
 
@@ -337,6 +357,7 @@ class Settings(_Section):
     stats: StatsSettings = StatsSettings()
     tune: TuneSettings = TuneSettings()
     tracking: TrackingSettings = TrackingSettings()
+    compute: ComputeSettings = ComputeSettings()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
