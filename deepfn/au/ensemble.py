@@ -2,8 +2,8 @@
 
 One LeNet-5 at batch 64 is launch-bound on a GPU; stacking K models of the same shape turns
 K small kernels into one (PyTorch's model-ensembling recipe).  Every model keeps what the
-one-at-a-time trainer (:func:`deepfn.au.trainer.fit`) gives it, so results do not depend on the
-strategy, up to float reduction order:
+one-at-a-time trainer (:func:`deepfn.au.trainer.fit_classifier`) gives it, so results do not
+depend on the strategy, up to float reduction order:
 
 * its own init: ``torch.manual_seed(seed)`` then ``LeNet5(...)``, as the trainer does;
 * its own data order: a CPU generator seeded with ``seed``, one ``randperm`` per epoch;
@@ -46,7 +46,7 @@ from deepfn.au.metrics import validation_f1
 from deepfn.compute.device import Compute, resolve_compute
 
 if TYPE_CHECKING:
-    from deepfn.au.trainer import JobResult, TrainJob
+    from deepfn.au.trainer import JobResult, SubjectCache, TrainJob
 
 __all__ = ["ModelSpec", "EnsembleFit", "FrameBank", "fit_ensemble", "predict_ensemble",
            "group_jobs", "train_jobs", "INFER_IMAGES"]
@@ -304,7 +304,8 @@ def group_jobs(jobs: Sequence[TrainJob], max_models: int = 128) -> list[list[Tra
     return [g[i:i + max_models] for g in groups.values() for i in range(0, len(g), max_models)]
 
 
-def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None) -> list[JobResult]:
+def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
+               cache: SubjectCache | None = None) -> list[JobResult]:
     """Train ``jobs`` (one :func:`group_jobs` group) as one ensemble -> one ``JobResult`` per
     job, as :func:`deepfn.au.trainer.train_job` would return it (``seconds``: the ensemble's
     wall time shared equally; ``compile`` is ignored).
@@ -314,7 +315,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None) -> list
     # the trainer imports the settings (pydantic): only this job-level entry point needs it
     from deepfn.au.metrics import participant_rows
     from deepfn.au.protocol import TEST, TRAIN, VAL
-    from deepfn.au.trainer import JobResult, part_tensors
+    from deepfn.au.trainer import JobResult, SubjectCache, part_tensors
 
     t0 = time.perf_counter()
     if not jobs:
@@ -327,12 +328,13 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None) -> list
     device = compute.device if compute is not None else torch.device("cpu")
     compute = Compute(device, precision)  # type: ignore[arg-type]
     bank = FrameBank()
+    cache = SubjectCache() if cache is None else cache
 
     def rows_of(job: TrainJob, subjects: Sequence[str], part: int, stride: int = 1
                 ) -> tuple[Tensor, np.ndarray, np.ndarray]:
         rs, ys, ps = [], [], []
         for s in subjects:  # part_tensors per subject = part_tensors of all, concatenated
-            x, y, p = part_tensors(job.corpus_dir, [s], part, job.aus, stride)
+            x, y, p = part_tensors(job.corpus_dir, [s], part, job.aus, stride, cache=cache)
             rs.append(bank.add((job.corpus_dir, s, part, stride), x))
             ys.append(y)
             ps.append(p)

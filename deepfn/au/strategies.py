@@ -5,9 +5,12 @@
   torch thread each, every worker training its own models (tiny convolutions barely scale
   across threads, and a busy machine makes two-thread runs collapse; one thread per process
   does not);
-* ``auto`` -- ``process`` when there is more than one core and job and the run trains at least
-  :data:`POOL_MIN_IMAGES` images (below that, spawning the workers -- ~3 s of importing torch --
-  costs more than they save).
+* ``ensemble`` -- up to 128 models of one shape trained at once as one vectorized model
+  (:mod:`deepfn.au.ensemble`: ``torch.func.stack_module_state`` + ``functional_call`` +
+  ``vmap``), on the stage's device: one LeNet-5 at batch 64 is launch-bound on a GPU;
+* ``auto`` -- ``ensemble`` on CUDA; on a CPU ``process`` when there is more than one core and
+  job and the run trains at least :data:`POOL_MIN_IMAGES` images (below that, spawning the
+  workers -- ~3 s of importing torch -- costs more than they save), else ``sequential``.
 
 A strategy can be started once and reused (``with strategy: strategy.run(...)`` several times):
 ``start(warm=...)`` spawns the pool and compiles the listed graphs in every worker
@@ -24,12 +27,8 @@ and the caller's ``on_result`` -- in the main process -- does all MLflow logging
 store has a single writer.  Results do not depend on the strategy (same seeds; float reduction
 order may differ in the last bits).
 
-Extension point: a vectorized-ensemble strategy (``torch.func.stack_module_state`` + ``vmap``,
-or grouped convolutions) would subclass :class:`Strategy`, group jobs of equal shape (same AUs,
-image size, epochs, train-set size) and train each group as one batched model.  The project's
-probe measured it at 0.5-0.9x of ``process`` on 2 CPU cores, so it is not shipped; it may win
-on a GPU.  Register it in :data:`STRATEGIES` and add its name to
-``ExperimentsSettings.strategy``.
+On 2 CPU cores the ensemble measured 0.7-2.3x the one-model loop (benchmarks/gpu_check.py
+``--device cpu --tiny``), below the ``process`` pool, so ``auto`` picks it on CUDA only.
 """
 
 from __future__ import annotations
@@ -44,8 +43,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from deepfn.au.trainer import JobResult, SubjectCache, TrainJob, train_job, warm_up
+from deepfn.errors import DeepFNError
 
-__all__ = ["Strategy", "SequentialStrategy", "ProcessStrategy", "STRATEGIES", "make_strategy",
+__all__ = ["Strategy", "SequentialStrategy", "ProcessStrategy", "EnsembleStrategy", "STRATEGIES",
+           "make_strategy",
            "available_cores", "WarmUp", "POOL_MIN_IMAGES"]
 
 OnResult = Callable[[JobResult], None]
@@ -89,6 +90,25 @@ class Strategy(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EnsembleStrategy(Strategy):
+    """Jobs grouped by shape (:func:`~deepfn.au.ensemble.group_jobs`), each group trained as
+    one vectorized model on ``device`` (the jobs' own ``config.device``)."""
+
+    name = "ensemble"
+
+    def __init__(self, max_models: int = 128) -> None:
+        self.max_models = max_models
+
+    def run(self, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
+        from deepfn.au.ensemble import group_jobs, train_jobs
+
+        cache = SubjectCache()
+        for group in group_jobs(jobs, self.max_models):
+            self.workers = len(group)
+            for result in train_jobs(group, group[0].config.compute, cache=cache):
+                on_result(result)
 
 
 class SequentialStrategy(Strategy):
@@ -193,19 +213,29 @@ class ProcessStrategy(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"sequential": SequentialStrategy,
-                                         "process": ProcessStrategy}
+                                         "process": ProcessStrategy,
+                                         "ensemble": EnsembleStrategy}
 
 
-def make_strategy(name: str, workers: int, n_jobs: int, images: float = math.inf) -> Strategy:
+def make_strategy(name: str, workers: int, n_jobs: int, images: float = math.inf,
+                  device: str = "cpu") -> Strategy:
     """Resolve ``experiments.strategy`` / ``experiments.workers`` (0 = one per core) for a run of
-    ``n_jobs`` models and ``images`` training images in all."""
+    ``n_jobs`` models and ``images`` training images in all on ``device`` (resolved, e.g.
+    ``cuda:0``)."""
     cores = available_cores()
     n_workers = workers or cores
+    if name == "auto" and device.startswith("cuda"):
+        name = "ensemble"
     if name == "auto":
         pool = cores > 1 and n_jobs > 1 and n_workers > 1 and images >= POOL_MIN_IMAGES
         name = "process" if pool else "sequential"
+    if name == "process" and device != "cpu":
+        raise DeepFNError(f"experiments.strategy: process trains on CPU workers but "
+                          f"compute.device is {device}; use ensemble or sequential (or auto)")
     if name == "sequential":
         return SequentialStrategy()
     if name == "process":
         return ProcessStrategy(n_workers)
+    if name == "ensemble":
+        return EnsembleStrategy()
     raise ValueError(f"unknown strategy {name!r}; known: auto, {', '.join(STRATEGIES)}")

@@ -30,6 +30,7 @@ import torch
 from deepfn.au.lenet import LeNet5, masked_bce_with_logits
 from deepfn.au.metrics import participant_rows, validation_f1
 from deepfn.au.protocol import PARTS, TEST, TRAIN, VAL, frame_parts
+from deepfn.compute.device import Compute
 from deepfn.config.settings import ExperimentsSettings
 from deepfn.data.corpus import AUS, read_subject
 from deepfn.errors import DeepFNError
@@ -59,12 +60,18 @@ class ClassifierTrainConfig:
     precision: str = "bf16"
     compile: bool = False  # torch.compile the training forward (see :func:`should_compile`)
     train_stride: int = 1  # train on every k-th train frame of each subject (match_frames)
+    device: str = "cpu"  # a resolved torch device ("cpu", "cuda:0"): deepfn.compute.device
 
     @classmethod
-    def from_settings(cls, exp: ExperimentsSettings,
-                      compile: bool = False) -> ClassifierTrainConfig:
+    def from_settings(cls, exp: ExperimentsSettings, compile: bool = False,
+                      device: str = "cpu") -> ClassifierTrainConfig:
         return cls(exp.epochs, exp.batch_size, exp.lr, exp.beta1, exp.beta2, exp.weight_decay,
-                   exp.threshold, exp.precision, compile)
+                   exp.threshold, exp.precision, compile, device=device)
+
+    @property
+    def compute(self) -> Compute:
+        """Where and in which precision this job computes."""
+        return Compute(torch.device(self.device), "bf16" if self.precision == "bf16" else "fp32")
 
 
 def should_compile(images_per_worker: float) -> bool:
@@ -84,7 +91,7 @@ class _Compiled:
 
 
 @functools.cache
-def compiled_loss(n_aus: int, image_size: int, bf16: bool) -> _Compiled:
+def compiled_loss(n_aus: int, image_size: int, bf16: bool, device: str = "cpu") -> _Compiled:
     """This process's compiled ``masked BCE(LeNet5(x), y)`` for one head size and precision.
 
     Dynamo guards on the module object, so a new ``LeNet5`` per job would recompile; instead
@@ -92,14 +99,17 @@ def compiled_loss(n_aus: int, image_size: int, bf16: bool) -> _Compiled:
     Dynamic batch size, so the last, smaller batch of an epoch does not recompile.
     """
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
-        model = LeNet5(n_aus, image_size).to(memory_format=torch.channels_last)
-    return _Compiled(model, torch.compile(_loss_fn(model, bf16), dynamic=True))
+        model = LeNet5(n_aus, image_size).to(torch.device(device),
+                                             memory_format=torch.channels_last)
+    compute = Compute(torch.device(device), "bf16" if bf16 else "fp32")
+    return _Compiled(model, torch.compile(_loss_fn(model, compute), dynamic=True))
 
 
-def _loss_fn(model: LeNet5, bf16: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``(xb, yb) -> masked BCE(model(xb), yb)``, the forward under bf16 autocast if asked."""
+def _loss_fn(model: LeNet5, compute: Compute
+             ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(xb, yb) -> masked BCE(model(xb), yb)``, the forward under ``compute``'s autocast."""
     def loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        with compute.autocast():
             logits = model(xb)
         return masked_bce_with_logits(logits, yb)
 
@@ -224,15 +234,15 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / (std + 1e-6)
 
 
-def predict(model: LeNet5, x: torch.Tensor, bf16: bool) -> np.ndarray:
-    """Sigmoid probabilities (N, A) as numpy, in inference batches."""
+def predict(model: LeNet5, x: torch.Tensor, compute: Compute) -> np.ndarray:
+    """Sigmoid probabilities (N, A) as numpy, in inference batches on ``x``'s device."""
     model.eval()
     out = []
-    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+    with torch.inference_mode(), compute.autocast():
         for i in range(0, len(x), INFER_BATCH):
             out.append(torch.sigmoid(model(x[i:i + INFER_BATCH]).float()))
     model.train()
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 @dataclass
@@ -248,17 +258,22 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.nd
                    n_aus: int, cfg: ClassifierTrainConfig, seed: int) -> FitResult:
     """Train LeNet-5 on ``x`` (N, 1, S, S) / ``y`` (N, A) float with -1 = uncoded; keep the
     epoch with the best validation F1 on ``xv`` / ``yv`` (strictly better wins: ties and NaN --
-    no validation positives -- keep the earlier epoch)."""
-    bf16 = cfg.precision == "bf16"
+    no validation positives -- keep the earlier epoch).
+
+    The tensors go to ``cfg.device`` once; batches are drawn there by indices from a seeded CPU
+    generator (the same data order on every device); the loss is read back once per epoch.
+    """
+    compute = cfg.compute
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = LeNet5(n_aus, x.shape[-1]).to(memory_format=torch.channels_last)
+    gen = compute.generator(seed)
+    x, y, xv = x.to(compute.device), y.to(compute.device), xv.to(compute.device)
+    model = LeNet5(n_aus, x.shape[-1]).to(compute.device, memory_format=compute.memory_format)
     if cfg.compile:  # the same seeded init, loaded into the process's compiled module
-        compiled = compiled_loss(n_aus, x.shape[-1], bf16)
+        compiled = compiled_loss(n_aus, x.shape[-1], compute.bf16, cfg.device)
         compiled.model.load_state_dict(model.state_dict())
         model, loss_fn = compiled.model, compiled.loss
     else:
-        loss_fn = _loss_fn(model, bf16)
+        loss_fn = _loss_fn(model, compute)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                            weight_decay=cfg.weight_decay, fused=True)
@@ -267,8 +282,8 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.nd
     val_f1: list[float] = []
     best_f1, best_epoch, best_state = -math.inf, 0, {}
     for epoch in range(1, cfg.epochs + 1):
-        perm = torch.randperm(n, generator=gen)
-        total = torch.zeros(())
+        perm = torch.randperm(n, generator=gen).to(compute.device)
+        total = torch.zeros((), device=compute.device)
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
             loss = loss_fn(x[idx], y[idx])
@@ -277,7 +292,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.nd
             opt.step()
             total += loss.detach() * len(idx)
         losses.append(float(total) / n)
-        f1 = validation_f1(yv, predict(model, xv, bf16), cfg.threshold)
+        f1 = validation_f1(yv, predict(model, xv, compute), cfg.threshold)
         val_f1.append(f1)
         if best_epoch == 0 or (not math.isnan(f1) and f1 > best_f1):
             best_f1 = -math.inf if math.isnan(f1) else f1
@@ -303,7 +318,7 @@ def train_job(job: TrainJob, cache: SubjectCache | None = None) -> JobResult:
     tests: dict[str, list[dict]] = {}
     for test_group, subjects in job.tests:
         xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus, cache=cache)
-        probs = predict(res.model, xt, cfg.precision == "bf16")
+        probs = predict(res.model, xt.to(cfg.compute.device), cfg.compute)
         tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold)
     return JobResult(job.key, res.train_loss, res.val_f1, res.best_epoch, tests, no_pos,
                      len(x) * cfg.epochs, time.perf_counter() - t0)

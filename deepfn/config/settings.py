@@ -237,9 +237,12 @@ class ExperimentsSettings(_Section):
                              description="Sigmoid output above which an AU counts as present.")
     precision: Literal["fp32", "bf16"] = Field(
         "bf16", description="`bf16` (autocast + channels_last) | `fp32`.")
-    strategy: Literal["auto", "sequential", "process"] = Field(
+    strategy: Literal["auto", "sequential", "process", "ensemble"] = Field(
         "auto", description="How models are trained: `sequential` (one process) | `process` (a "
-                            "pool of worker processes) | `auto` (sequential for tiny runs).")
+                            "pool of worker processes) | `ensemble` (up to 128 models of one "
+                            "shape at once, vectorized with torch.func.vmap: for a GPU) | "
+                            "`auto` (`ensemble` on CUDA; on a CPU `process`, or `sequential` "
+                            "for tiny runs). Results do not depend on it.")
     workers: int = Field(0, ge=0, le=64,
                          description="Worker processes of the `process` strategy; 0 = one per "
                                      "core.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,9 +17,11 @@ from deepfn.au.ensemble import (
     group_jobs,
     train_jobs,
 )
-from deepfn.au.trainer import TrainConfig, TrainJob, train_job
+from deepfn.au.strategies import EnsembleStrategy, make_strategy
+from deepfn.au.trainer import ClassifierTrainConfig, TrainJob, train_job
 from deepfn.compute.device import resolve_compute
 from deepfn.data.corpus import AUS, DISFA_AUS
+from deepfn.errors import DeepFNError
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device on this machine"))]
@@ -30,9 +33,9 @@ def _jobs(corpora) -> list[TrainJob]:
     lr and weight decay: every epoch ends on a partial batch of a different size."""
     root = str(corpora["original"])
 
-    def cfg(**kw) -> TrainConfig:
-        return TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "precision": "fp32",
-                              **kw})
+    def cfg(**kw) -> ClassifierTrainConfig:
+        return ClassifierTrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 3e-3,
+                                        "precision": "fp32", **kw})
 
     return [
         TrainJob("a", root, ("F001", "M001"), ("F002",), TESTS, tuple(AUS), 3, cfg()),
@@ -148,3 +151,32 @@ def test_fit_ensemble_selects_each_models_own_best_epoch() -> None:
     finite = fit.val_f1[0]
     assert fit.best_epoch[0] == 1 + finite.index(max(finite))
     assert fit.params["fc3.weight"].shape == (2, 2, 84)
+
+
+def test_ensemble_strategy_runs_every_job_through_on_result(corpora) -> None:
+    jobs = _jobs(corpora)
+    got: dict[str, object] = {}
+    EnsembleStrategy().run(jobs, lambda r: got.setdefault(r.key, r))
+    seq = {j.key: train_job(j) for j in jobs}
+    assert set(got) == set(seq)
+    for k, r in got.items():
+        assert r.best_epoch == seq[k].best_epoch, k  # type: ignore[attr-defined]
+
+
+def test_auto_picks_the_ensemble_on_cuda_and_the_pool_refuses_a_gpu() -> None:
+    assert isinstance(make_strategy("auto", 0, 100, 1e9, device="cuda:0"), EnsembleStrategy)
+    assert not isinstance(make_strategy("auto", 0, 100, 1e9, device="cpu"), EnsembleStrategy)
+    with pytest.raises(DeepFNError, match="experiments.strategy: process .* compute.device"):
+        make_strategy("process", 2, 100, device="cuda:0")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_one_job_on_a_device_matches_the_cpu(corpora, device: str) -> None:
+    """The trainer honours ``config.device``: the same job on ``device`` gives the CPU's
+    best epoch and (fp32) losses."""
+    job = _jobs(corpora)[0]
+    cpu = train_job(job)
+    dev = train_job(dataclasses.replace(
+        job, config=dataclasses.replace(job.config, device=str(resolve_compute(device).device))))
+    assert dev.best_epoch == cpu.best_epoch
+    np.testing.assert_allclose(dev.train_loss, cpu.train_loss, rtol=1e-4)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from deepfn.au.lenet import LeNet5, count_parameters, flat_features, masked_bce_with_logits
 from deepfn.au.trainer import predict
+from deepfn.compute.device import Compute
 
 
 def test_parameter_count_matches_table_3() -> None:
@@ -22,7 +23,8 @@ def test_shapes_and_probabilities(size: int) -> None:
     model = LeNet5(5, size)
     x = torch.rand(3, 1, size, size)
     assert model(x).shape == (3, 5)
-    p = predict(model, x, bf16=False)  # the sigmoid of the Table 3 output layer
+    # the sigmoid of the Table 3 output layer
+    p = predict(model, x, Compute(torch.device("cpu"), "fp32"))
     assert p.shape == (3, 5) and ((p > 0) & (p < 1)).all()
 
 

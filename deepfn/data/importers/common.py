@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from deepfn.data.corpus import AUS
 from deepfn.errors import DeepFNError
 
 __all__ = [
