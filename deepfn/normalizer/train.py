@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from deepfn.compute.device import Compute
 from deepfn.errors import DeepFNError
 from deepfn.normalizer.augment import AugmentParams, augment
 from deepfn.normalizer.checkpoint import load_work_checkpoint, save_work_checkpoint
@@ -53,14 +54,22 @@ class NormalizerTrainConfig:
     augment: AugmentParams = field(default_factory=AugmentParams)
     checkpoint_every: int = 1000
     log_every: int = 100
+    device: str = "cpu"  # a resolved torch device ("cpu", "cuda:0"): deepfn.compute.device
 
     @classmethod
-    def from_settings(cls, normalize, iterations: int | None = None) -> NormalizerTrainConfig:
+    def from_settings(cls, normalize, iterations: int | None = None,
+                      device: str = "cpu") -> NormalizerTrainConfig:
         return cls(iterations=normalize.iterations if iterations is None else iterations,
                    batch_size=normalize.batch_size, lr=normalize.lr,
                    betas=(normalize.beta1, normalize.beta2), precision=normalize.precision,
                    augment=AugmentParams.from_settings(normalize),
-                   checkpoint_every=normalize.checkpoint_every, log_every=normalize.log_every)
+                   checkpoint_every=normalize.checkpoint_every, log_every=normalize.log_every,
+                   device=device)
+
+    @property
+    def compute(self) -> Compute:
+        """Where and in which precision this run computes."""
+        return Compute(torch.device(self.device), "bf16" if self.precision == "bf16" else "fp32")
 
 
 @dataclass
@@ -159,36 +168,37 @@ class Adam:
 
 
 def _sample(frames: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """``n`` frames drawn with replacement; indices from the (CPU) generator, so the draws are
+    the same on every device."""
     idx = torch.randint(len(frames), (n,), generator=generator)
-    return frames[idx]
+    return frames[idx.to(frames.device)]
 
 
 def _step(model: DeepFNAutoencoder, opt: Adam, template: Tensor,
-          subject: Tensor | None, cfg: NormalizerTrainConfig, generator: torch.Generator
-          ) -> tuple[float, float]:
-    """One iteration of Eq. 1 (template batch then subject batch); returns (l_x, l_y)."""
+          subject: Tensor | None, cfg: NormalizerTrainConfig, generator: torch.Generator,
+          compute: Compute) -> Tensor:
+    """One iteration of Eq. 1 (template batch then subject batch); returns the detached
+    ``[l_x, l_y]`` on the device (read back in bulk: no device sync per iteration)."""
     b = cfg.batch_size
     frames = _sample(template, b, generator)                             # y: (B, 1, S, S)
     if subject is not None:
         frames = torch.cat([frames, _sample(subject, b, generator)])     # [y; x]: (2B, 1, S, S)
     inputs, targets = augment(frames, cfg.augment, generator)            # warped, un-warped
-    bf16 = cfg.precision == "bf16"
-    if bf16:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
-    with ctx:
+    if compute.bf16:
+        inputs = inputs.contiguous(memory_format=compute.memory_format)
+    with compute.autocast():
         h = model.encode(inputs, n_template=b)
         y_hat = model.decoder_template(h[:b])
         x_hat = model.decoder_subject(h[b:]) if subject is not None else None
     if x_hat is None:                                                    # pretrain: 2nd term
         ly = l1_loss(targets, y_hat)
-        loss, lx = ly, torch.zeros(())
+        loss, lx = ly, torch.zeros((), device=ly.device)
     else:
         loss, lx, ly = deepfn_loss(targets[b:], x_hat, targets[:b], y_hat)
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return float(lx.detach()), float(ly.detach())
+    return torch.stack([lx.detach().float(), ly.detach().float()])
 
 
 def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor | None,
@@ -209,8 +219,12 @@ def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor |
         stop_after: stop (as if killed) after this many iterations: for tests.
     """
     _check_inputs(model, template, subject)
-    if cfg.precision == "bf16":
-        model.to(memory_format=torch.channels_last)
+    compute = cfg.compute
+    model.to(compute.device)
+    if compute.bf16:
+        model.to(memory_format=compute.memory_format)
+    template = template.to(compute.device)                  # uploaded once, not per batch
+    subject = subject.to(compute.device) if subject is not None else None
     opt = Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     state = TrainState()
     if checkpoint is not None and checkpoint.exists():
@@ -218,21 +232,34 @@ def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor |
         _replay_log(state, cfg.log_every, on_log)
     model.train()
     speed = _Speedometer(state.iteration)
+    pending: list[Tensor] = []  # losses of iterations not yet read back from the device
+
+    def flush() -> None:
+        if pending:
+            for lx, ly in torch.stack(pending).tolist():
+                state.record(lx, ly, subject=subject is not None)
+            pending.clear()
+
     with _progress(progress, cfg.iterations, state.iteration) as advance:
-        while state.iteration < cfg.iterations:
-            if stop_after is not None and state.iteration >= stop_after:
-                return state
-            state.record(*_step(model, opt, template, subject, cfg, generator),
-                         subject=subject is not None)
-            it = state.iteration
-            if it % cfg.log_every == 0 or it == cfg.iterations:
+        it = state.iteration
+        while it < cfg.iterations:
+            if stop_after is not None and it >= stop_after:
+                break
+            pending.append(_step(model, opt, template, subject, cfg, generator, compute))
+            it += 1
+            logs = it % cfg.log_every == 0 or it == cfg.iterations
+            saves = checkpoint is not None and (it % cfg.checkpoint_every == 0
+                                                or it == cfg.iterations)
+            if logs or saves or (stop_after is not None and it >= stop_after):
+                flush()
+            if logs:
                 state.iterations_per_s.append((it, speed.lap(it)))
                 _log(on_log, state, it, state.iterations_per_s[-1][1], cfg.log_every)
-            if checkpoint is not None and (it % cfg.checkpoint_every == 0
-                                           or it == cfg.iterations):
+            if saves:
                 save_work_checkpoint(checkpoint, model=model, optimizer=opt,
                                      generator=generator, state=state, key=key)
             advance(it)
+    flush()
     return state
 
 

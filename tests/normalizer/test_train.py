@@ -151,3 +151,31 @@ def test_decoder_subject_finetune_resumes_to_the_same_weights(tmp_path: Path):
                             strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
 
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_run_on_a_device_matches_the_cpu_and_resumes_on_the_other(tmp_path: Path,
+                                                                     device: str):
+    """``device`` honoured: the same seed gives the CPU's losses (fp32), and a checkpoint
+    written on one device resumes on the other to the straight run's weights."""
+    from deepfn.compute.device import resolve_device
+
+    dev = str(resolve_device(device))
+    base = NormalizerTrainConfig(iterations=6, batch_size=4, lr=1e-3, precision="fp32",
+                                 augment=AugmentParams(), checkpoint_every=2, log_every=2)
+    on_dev = NormalizerTrainConfig(**{**base.__dict__, "device": dev})
+    cpu_model, cpu_state = _run(base, None)
+    dev_model, dev_state = _run(on_dev, None)
+    assert next(dev_model.parameters()).device.type == torch.device(dev).type
+    assert dev_state.loss_subject == pytest.approx(cpu_state.loss_subject, abs=1e-5)
+    ck = tmp_path / "work" / "F001-k.pt"
+    _run(on_dev, ck, stop_after=3)                       # killed on the device at 3 (ckpt at 2)
+    resumed, state = _run(base, ck, model=DeepFNAutoencoder(ARCH))   # resumed on the CPU
+    assert state.resumed_from == 2 and state.iteration == 6
+    for (name, p), q in zip(cpu_model.state_dict().items(), resumed.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(p.cpu(), q.cpu(), atol=1e-5, rtol=1e-4, msg=name)
