@@ -17,11 +17,19 @@ export MPLBACKEND := Agg
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# torch: the build the package index serves (PyPI's Linux x86_64 wheel is the CUDA build, which
+# also runs on a CPU).  For the small CPU-only build on a machine without a GPU:
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_PIN = $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or run make PY=python3"; exit 2; }
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q "$(TORCH_PIN)" --index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e .
+	$(BIN)/python -m deepfn.compute
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
