@@ -63,7 +63,7 @@ test-fast: setup-dev ## the suite without the end-to-end dvc repro tests
 	$(BIN)/pytest -q -m "not slow"
 
 lint: setup-dev ## ruff on deepfn, pipelines, tests, benchmarks
-	$(BIN)/ruff check deepfn pipelines tests benchmarks
+	$(BIN)/ruff check deepfn pipelines tests benchmarks research
 
 typecheck: setup-dev ## mypy, strict on deepfn/ (config: [tool.mypy] in pyproject.toml)
 	$(BIN)/mypy

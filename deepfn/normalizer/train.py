@@ -18,6 +18,7 @@ existing one continues where it stopped and ends with the same weights as an uni
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 LogCallback = Callable[[int, dict[str, float]], None]
+log = logging.getLogger(__name__)
+# A CPU run projected past this many seconds warns after its first step (_warn_if_long).
+LONG_RUN_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,8 @@ def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor |
                 break
             pending.append(_step(model, opt, template, subject, cfg, generator, compute))
             it += 1
+            if it == state.iteration + 1:
+                _warn_if_long(compute, speed.elapsed(), cfg.iterations - it)
             logs = it % cfg.log_every == 0 or it == cfg.iterations
             saves = checkpoint is not None and (it % cfg.checkpoint_every == 0
                                                 or it == cfg.iterations)
@@ -300,11 +306,26 @@ def _replay_log(state: TrainState, log_every: int, on_log: LogCallback | None) -
         _log(on_log, state, it, speed, log_every)
 
 
+def _warn_if_long(compute: Compute, step_seconds: float, remaining: int) -> None:
+    """After the first step: on a CPU, a run projected past :data:`LONG_RUN_SECONDS` (the paper
+    profile: ~2 weeks a subject) says so, with the projection and the fix, before it goes on."""
+    projected = step_seconds * remaining
+    if compute.is_cuda or projected < LONG_RUN_SECONDS:
+        return
+    log.warning("normalizer on the CPU: %d more iterations at %.2f s each = %.1f hours for this "
+                "subject alone; run it on a GPU (compute.device: auto on a CUDA machine, README "
+                "'Run it on a GPU') or lower normalize.iterations", remaining, step_seconds,
+                projected / 3600)
+
+
 class _Speedometer:
     """Iterations per second since the previous :meth:`lap`."""
 
     def __init__(self, iteration: int) -> None:
         self.t0, self.it0 = time.perf_counter(), iteration
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
 
     def lap(self, iteration: int) -> float:
         now = time.perf_counter()

@@ -179,3 +179,21 @@ def test_a_run_on_a_device_matches_the_cpu_and_resumes_on_the_other(tmp_path: Pa
     for (name, p), q in zip(cpu_model.state_dict().items(), resumed.state_dict().values(),
                             strict=True):
         torch.testing.assert_close(p.cpu(), q.cpu(), atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_a_cpu_run_projected_past_an_hour_warns_with_the_projection(caplog):
+    """The paper profile on a CPU must not be a silent two-week run."""
+    import logging
+
+    from deepfn.normalizer import train as train_mod
+
+    cfg = NormalizerTrainConfig(iterations=3, batch_size=4, precision="fp32")
+    with caplog.at_level(logging.WARNING, logger=train_mod.__name__):
+        _run(cfg, None)
+    assert not caplog.records                                 # 3 tiny steps: seconds
+    long = NormalizerTrainConfig(iterations=50_000_000, batch_size=4, precision="fp32")
+    with caplog.at_level(logging.WARNING, logger=train_mod.__name__):
+        _run(long, None, stop_after=2)
+    (rec,) = caplog.records
+    assert "49999999 more iterations" in rec.getMessage() and "hours" in rec.getMessage()
+    assert "compute.device" in rec.getMessage()
