@@ -62,7 +62,7 @@ test: setup-dev ## run the test suite
 test-fast: setup-dev ## the suite without the end-to-end dvc repro tests
 	$(BIN)/pytest -q -m "not slow"
 
-lint: setup-dev ## ruff on deepfn, pipelines, tests, benchmarks
+lint: setup-dev ## ruff on deepfn, pipelines, tests, benchmarks, research
 	$(BIN)/ruff check deepfn pipelines tests benchmarks research
 
 typecheck: setup-dev ## mypy, strict on deepfn/ (config: [tool.mypy] in pyproject.toml)
