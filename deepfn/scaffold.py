@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,7 +50,7 @@ def write_smoke_project(dest: str | Path, repo: str | Path = ".", dvc: str = "dv
     return dest
 
 
-def _fill(tmp: Path, repo: Path, params: dict, dvc: str) -> None:
+def _fill(tmp: Path, repo: Path, params: dict[str, Any], dvc: str) -> None:
     for name in COPIED:
         src = repo / name
         if src.is_dir():

@@ -34,7 +34,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -140,15 +140,15 @@ class _StackedAdam:
     def __init__(self, params: Params, specs: Sequence[ModelSpec], eps: float = 1e-8) -> None:
         p0 = next(iter(params.values()))
         dev = p0.device
-        f64 = dict(dtype=torch.float64, device=dev)
+        f64 = torch.float64
         self.params = params
-        self.lr = torch.tensor([s.lr for s in specs], **f64)
-        self.b1 = torch.tensor([s.beta1 for s in specs], **f64)
-        self.b2 = torch.tensor([s.beta2 for s in specs], **f64)
+        self.lr = torch.tensor([s.lr for s in specs], dtype=f64, device=dev)
+        self.b1 = torch.tensor([s.beta1 for s in specs], dtype=f64, device=dev)
+        self.b2 = torch.tensor([s.beta2 for s in specs], dtype=f64, device=dev)
         self.wd = torch.tensor([s.weight_decay for s in specs], dtype=p0.dtype, device=dev)
         self.any_wd = any(s.weight_decay for s in specs)
         self.eps = eps
-        self.step_count = torch.zeros(len(specs), **f64)
+        self.step_count = torch.zeros(len(specs), dtype=f64, device=dev)
         self.m = {k: torch.zeros_like(v) for k, v in params.items()}
         self.v = {k: torch.zeros_like(v) for k, v in params.items()}
 
@@ -196,9 +196,9 @@ def _epoch_index(specs: Sequence[ModelSpec], gens: Sequence[torch.Generator],
         blocks.append(block.view(k_steps, bs))
         steps = max(steps, k_steps)
     idx = torch.full((steps, len(specs), big_b), -1, dtype=torch.int64)
-    for k, block in enumerate(blocks):
-        if block is not None:
-            idx[:block.shape[0], k, :block.shape[1]] = block
+    for k, maybe in enumerate(blocks):
+        if maybe is not None:
+            idx[:maybe.shape[0], k, :maybe.shape[1]] = maybe
     return idx
 
 
@@ -287,8 +287,8 @@ def fit_ensemble(bank: Tensor, specs: Sequence[ModelSpec], n_aus: int,
         if improved:
             imp = torch.tensor(improved, device=dev)
             with torch.no_grad():
-                for k, v in params.items():
-                    best[k][imp] = v.detach()[imp]
+                for name, v in params.items():
+                    best[name][imp] = v.detach()[imp]
     return EnsembleFit(losses, val_f1, best_epoch, best, base)
 
 
@@ -298,7 +298,7 @@ def group_jobs(jobs: Sequence[TrainJob], max_models: int = 128) -> list[list[Tra
     """Jobs that can share one ensemble -- same number of AUs and precision (the corpus' image
     size must match too; :func:`train_jobs` checks) -- in chunks of at most ``max_models``,
     in the order given."""
-    groups: dict[tuple, list[TrainJob]] = {}
+    groups: dict[tuple[int, str], list[TrainJob]] = {}
     for j in jobs:
         groups.setdefault((len(j.aus), j.config.precision), []).append(j)
     return [g[i:i + max_models] for g in groups.values() for i in range(0, len(g), max_models)]
@@ -360,7 +360,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
     out = []
     for k, j in enumerate(jobs):
         au_names = [f"AU{a:02d}" for a in j.aus]
-        tests: dict[str, list[dict]] = {}
+        tests: dict[str, list[dict[str, Any]]] = {}
         start = 0
         for g, r, yt, pt in tests_rows[k]:
             p = probs[k][start:start + len(r)]

@@ -199,7 +199,7 @@ class ProcessStrategy(Strategy):
     @staticmethod
     def _drain(pool: ProcessPoolExecutor, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
         run = uuid.uuid4().hex
-        pending: set[Future] = {pool.submit(_train_in_worker, j, run) for j in jobs}
+        pending: set[Future[JobResult]] = {pool.submit(_train_in_worker, j, run) for j in jobs}
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,9 +100,8 @@ def compiled_loss(n_aus: int, image_size: int, bf16: bool, device: str = "cpu") 
     Dynamic batch size, so the last, smaller batch of an epoch does not recompile.
     """
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
-        model = LeNet5(n_aus, image_size).to(torch.device(device),
-                                             memory_format=torch.channels_last)
-    compute = Compute(torch.device(device), "bf16" if bf16 else "fp32")
+        compute = Compute(torch.device(device), "bf16" if bf16 else "fp32")
+        model = compute.place(LeNet5(n_aus, image_size), channels_last=True)
     return _Compiled(model, torch.compile(_loss_fn(model, compute), dynamic=True))
 
 
@@ -148,7 +148,8 @@ class JobResult:
     train_loss: list[float]
     val_f1: list[float]
     best_epoch: int  # 1-based
-    tests: dict[str, list[dict]]  # test_group -> participant x AU rows (metrics.participant_rows)
+    # test_group -> participant x AU rows (metrics.participant_rows)
+    tests: dict[str, list[dict[str, Any]]]
     aus_without_positives: list[str]
     images: int  # images pushed through training (epochs x train frames)
     seconds: float  # wall time of the whole job (data, training, evaluation)
@@ -267,7 +268,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.nd
     torch.manual_seed(seed)
     gen = compute.generator(seed)
     x, y, xv = x.to(compute.device), y.to(compute.device), xv.to(compute.device)
-    model = LeNet5(n_aus, x.shape[-1]).to(compute.device, memory_format=compute.memory_format)
+    model = compute.place(LeNet5(n_aus, x.shape[-1]), channels_last=True)
     if cfg.compile:  # the same seeded init, loaded into the process's compiled module
         compiled = compiled_loss(n_aus, x.shape[-1], compute.bf16, cfg.device)
         compiled.model.load_state_dict(model.state_dict())
@@ -315,7 +316,7 @@ def train_job(job: TrainJob, cache: SubjectCache | None = None) -> JobResult:
     no_pos = [au_names[j] for j in np.flatnonzero((y_np == 1).sum(0) == 0)]
     res = fit_classifier(x, torch.from_numpy(y_np.astype(np.float32)), xv, yv, len(job.aus),
                          cfg, job.seed)
-    tests: dict[str, list[dict]] = {}
+    tests: dict[str, list[dict[str, Any]]] = {}
     for test_group, subjects in job.tests:
         xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus, cache=cache)
         probs = predict(res.model, xt.to(cfg.compute.device), cfg.compute)

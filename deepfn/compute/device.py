@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -33,6 +33,7 @@ __all__ = ["Compute", "resolve_compute", "resolve_device", "rng_state", "set_rng
            "environment", "DEVICE_PATTERN", "Precision"]
 
 Precision = Literal["bf16", "fp32"]
+M = TypeVar("M", bound=torch.nn.Module)
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
 _DEVICE = re.compile(DEVICE_PATTERN)
 
@@ -102,6 +103,15 @@ class Compute:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+
+    def place(self, module: M, channels_last: bool | None = None) -> M:
+        """``module`` moved to this device, channels_last if asked (default: on bf16); in place,
+        returned."""
+        module.to(self.device)
+        if self.bf16 if channels_last is None else channels_last:
+            # Module.to(memory_format=) exists at run time; torch's overloads omit it
+            module.to(memory_format=self.memory_format)  # type: ignore[call-overload]
+        return module
 
     def generator(self, seed: int) -> torch.Generator:
         """A seeded CPU generator: draw indices with it, then move them (same draws on any

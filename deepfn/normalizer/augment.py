@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from kornia.geometry import create_meshgrid
 from kornia.geometry.transform import get_affine_matrix2d
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from deepfn.config.settings import NormalizeSettings
 
 __all__ = ["AugmentParams", "random_warp_params", "warp_maps", "apply_warp", "augment"]
 
@@ -43,7 +47,7 @@ class AugmentParams:
     warp_strength: float = 0.03
 
     @classmethod
-    def from_settings(cls, normalize) -> AugmentParams:
+    def from_settings(cls, normalize: NormalizeSettings) -> AugmentParams:
         return cls(rotation=normalize.rotation, scale=normalize.scale,
                    translation=normalize.translation, warp_grid=normalize.warp_grid,
                    warp_strength=normalize.warp_strength)

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
 
 from deepfn.errors import DeepFNError
+
+if TYPE_CHECKING:  # settings need pydantic: not imported at run time (bare GPU box)
+    from deepfn.config.settings import NormalizeSettings, PreprocessSettings
 
 __all__ = [
     "ArchConfig", "Encoder", "Decoder", "DeepFNAutoencoder", "check_images", "count_parameters",
@@ -55,7 +58,8 @@ class ArchConfig:
             raise DeepFNError(f"normalize.latent: {self.latent} must be positive")
 
     @classmethod
-    def from_settings(cls, normalize, preprocess) -> ArchConfig:
+    def from_settings(cls, normalize: NormalizeSettings,
+                      preprocess: PreprocessSettings) -> ArchConfig:
         """From :class:`NormalizeSettings` (width, latent) and :class:`PreprocessSettings`."""
         return cls(size=int(preprocess.ae_size), width=int(normalize.width),
                    latent=int(normalize.latent),
@@ -114,7 +118,8 @@ class Encoder(nn.Module):
         h = self.convs(x)                                   # (B, 8w, S/16, S/16)
         z = self.dense_latent(h.flatten(1))                 # (B, latent)
         h = self.dense_up(z).view(-1, *self.bottom)         # (B, 8w, S/32, S/32)
-        return self.upscale(h)                              # (B, 4w, S/16, S/16)
+        out: Tensor = self.upscale(h)                       # (B, 4w, S/16, S/16)
+        return out
 
 
 class Decoder(nn.Module):
@@ -229,7 +234,8 @@ class DeepFNAutoencoder(nn.Module):
             k = min(n_template, len(x))
             x = x - torch.cat([ct.expand(k, -1, -1, -1),
                                cs.expand(len(x) - k, -1, -1, -1)]).to(x.dtype)
-        return self.encoder(x)
+        h: Tensor = self.encoder(x)
+        return h
 
     def forward(self, x: Tensor, decoder: DecoderName = "template",
                 source: DecoderName = "subject") -> Tensor:
@@ -239,7 +245,8 @@ class DeepFNAutoencoder(nn.Module):
         the subject's (Eq. 2, the default) or the template's."""
         check_images(x, self.cfg.size)
         h = self.encode(x, n_template=len(x) if source == "template" else 0)
-        return self.decoder(decoder)(h)
+        out: Tensor = self.decoder(decoder)(h)
+        return out
 
     def set_mean_face(self, which: DecoderName, frames: Tensor) -> None:
         """Set ``which`` decoder's person means from ``frames``: its mean-face bias

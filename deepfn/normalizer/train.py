@@ -20,20 +20,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from deepfn.compute.device import Compute
 from deepfn.errors import DeepFNError
 from deepfn.normalizer.augment import AugmentParams, augment
 from deepfn.normalizer.checkpoint import load_work_checkpoint, save_work_checkpoint
 from deepfn.normalizer.model import DeepFNAutoencoder, check_images
+
+if TYPE_CHECKING:
+    from deepfn.config.settings import NormalizeSettings
 
 __all__ = [
     "NormalizerTrainConfig", "TrainState", "Adam", "l1_loss", "deepfn_loss", "frames_to_tensor",
@@ -61,7 +65,7 @@ class NormalizerTrainConfig:
     device: str = "cpu"  # a resolved torch device ("cpu", "cuda:0"): deepfn.compute.device
 
     @classmethod
-    def from_settings(cls, normalize, iterations: int | None = None,
+    def from_settings(cls, normalize: NormalizeSettings, iterations: int | None = None,
                       device: str = "cpu") -> NormalizerTrainConfig:
         return cls(iterations=normalize.iterations if iterations is None else iterations,
                    batch_size=normalize.batch_size, lr=normalize.lr,
@@ -132,7 +136,8 @@ class Adam:
     ``state_dict()`` holds only tensors and numbers (``torch.load(weights_only=True)`` safe).
     """
 
-    def __init__(self, params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> None:
+    def __init__(self, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float],
+                 eps: float = 1e-8) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.betas, self.eps = lr, betas, eps
         self.step_count = 0
@@ -224,9 +229,7 @@ def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor |
     """
     _check_inputs(model, template, subject)
     compute = cfg.compute
-    model.to(compute.device)
-    if compute.bf16:
-        model.to(memory_format=compute.memory_format)
+    compute.place(model)
     template = template.to(compute.device)                  # uploaded once, not per batch
     subject = subject.to(compute.device) if subject is not None else None
     opt = Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -261,7 +264,7 @@ def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor |
             if logs:
                 state.iterations_per_s.append((it, speed.lap(it)))
                 _log(on_log, state, it, state.iterations_per_s[-1][1], cfg.log_every)
-            if saves:
+            if saves and checkpoint is not None:
                 save_work_checkpoint(checkpoint, model=model, optimizer=opt,
                                      generator=generator, state=state, key=key)
             advance(it)
