@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepfn.stage import run_stage, stage_parser
+from deepfn.stage import run_script, stage_parser
 from deepfn.utils.io import write_json
 
 PROTOCOLS = {"paper": False, "matched": True}  # protocol -> experiments.match_frames
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir); "
                    "rerunning with the same one resumes (finished runs are skipped)")
     p.add_argument("--out", default="benchmarks/results/negative_control.json")
-    return run_stage(_body, p, argv)  # one-line errors, exit 2; Ctrl-C exits 130
+    return run_script(_body, p, argv)  # one-line errors, exit 2; Ctrl-C exits 130
 
 
 if __name__ == "__main__":
