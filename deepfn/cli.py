@@ -20,11 +20,14 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from deepfn.stage import configure_threads, exit_code, run_stage
+
+if TYPE_CHECKING:
+    from deepfn.config.settings import Settings
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] + "\n\nRun `deepfn COMMAND --help` for details.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -51,7 +54,7 @@ def _cli(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _settings(params: Path, overrides: dict[str, Any] | None = None):
+def _settings(params: Path, overrides: dict[str, Any] | None = None) -> Settings:
     from deepfn.config import load_settings
 
     return load_settings(params, overrides)
@@ -236,10 +239,9 @@ def _import(dataset: str, root: Path, metadata: Path, out: Path, size: int,
             detector: str) -> None:
     from deepfn.data.importers import import_corpus
 
-    roots = {"bp4d_root": root if dataset == "bp4d" else None,
-             "disfa_root": root if dataset == "disfa" else None}
-    report = import_corpus(out, metadata_csv=metadata, image_size=size, detector=detector,
-                           **roots)
+    report = import_corpus(out, bp4d_root=root if dataset == "bp4d" else None,
+                           disfa_root=root if dataset == "disfa" else None,
+                           metadata_csv=metadata, image_size=size, detector=detector)
     typer.echo(json.dumps(report.to_dict().get("totals", {}), indent=2))
 
 

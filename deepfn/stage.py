@@ -75,8 +75,8 @@ def _show_progress() -> bool:
 
 def stage_parser(description: str | None) -> argparse.ArgumentParser:
     """An argument parser with ``--params``; ``description``: its first line is used."""
-    p = argparse.ArgumentParser(description=(description or "").strip().splitlines()[0]
-                                if description else None)
+    lines = (description or "").strip().splitlines()
+    p = argparse.ArgumentParser(description=lines[0] if lines else None)
     p.add_argument("--params", type=Path, default=Path("params.yaml"),
                    help="params file (default: params.yaml)")
     return p
