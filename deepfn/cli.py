@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from deepfn.stage import configure_threads, exit_code, run_stage
+from deepfn.stage import Stage, configure_threads, exit_code, run_stage
 
 if TYPE_CHECKING:
     from deepfn.config.settings import Settings
@@ -89,7 +89,7 @@ WorkDir = Annotated[Path | None, typer.Option(
     help="resumable checkpoints, outside DVC outs (default: .deepfn/work/<stage>)")]
 
 
-def _stage(stage: str, params: Path, overrides: dict[str, Any] | None = None,
+def _stage(stage: Stage, params: Path, overrides: dict[str, Any] | None = None,
            **paths: Any) -> None:
     code = run_stage(stage, params, overrides=overrides, **paths)
     if code:
@@ -106,10 +106,12 @@ def synthesize(
     """Build the raw corpus: synthetic FACS faces, or licensed BP4D/DISFA (synthesize.source).
 
     A licensed import must hold exactly synthesize.subjects (the roster dvc.yaml uses)."""
+    from deepfn.data.stage import SYNTHESIZE
+
     over = {k: v for k, v in {"synthesize.seed": seed,
                               "synthesize.identity_strength": identity_strength}.items()
             if v is not None}
-    _stage("synthesize", params, over, out=out)
+    _stage(SYNTHESIZE, params, over, out=out)
 
 
 app.command("synthesize")(synthesize)
@@ -122,7 +124,9 @@ def preprocess(raw: Annotated[Path, typer.Option(help="raw corpus")] = Path("dat
                    "data/preprocessed"),
                params: Params = Path("params.yaml")) -> None:
     """Histogram-equalize and resize the corpus to the AE and classifier resolutions."""
-    _stage("preprocess", params, raw=raw, out=out)
+    from deepfn.data.stage import PREPROCESS
+
+    _stage(PREPROCESS, params, raw=raw, out=out)
 
 
 @app.command()
@@ -132,7 +136,9 @@ def template(data: Annotated[Path, typer.Option(help="preprocessed AE-resolution
                  "data/template"),
              params: Params = Path("params.yaml")) -> None:
     """Pick the template subject by the paper's rule (§3.2)."""
-    _stage("template", params, data=data, out=out)
+    from deepfn.data.stage import TEMPLATE
+
+    _stage(TEMPLATE, params, data=data, out=out)
 
 
 @app.command()
@@ -142,7 +148,9 @@ def pretrain(template: Annotated[Path, typer.Option(help="template corpus dir")]
                  "models/pretrained.pt"),
              params: Params = Path("params.yaml"), work_dir: WorkDir = None) -> None:
     """Warm start: train E and D^y once on the template (pretrain.iterations; 0 = seeded init)."""
-    _stage("pretrain", params, template=template, out=out, work_dir=work_dir)
+    from deepfn.normalizer.stage import PRETRAIN
+
+    _stage(PRETRAIN, params, template=template, out=out, work_dir=work_dir)
 
 
 @app.command()
@@ -157,7 +165,9 @@ def normalize(
     params: Params = Path("params.yaml"), work_dir: WorkDir = None,
 ) -> None:
     """Train one subject's DeepFN autoencoder (Eq. 1); resumes from its last checkpoint."""
-    _stage("normalize", params, subject=subject, data=data, template=template,
+    from deepfn.normalizer.stage import NORMALIZE
+
+    _stage(NORMALIZE, params, subject=subject, data=data, template=template,
            pretrained=pretrained, out=out, work_dir=work_dir)
 
 
@@ -173,7 +183,9 @@ def transfer(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Normalize every subject through its own normalizer (Eq. 2) + identity/expression probes."""
-    _stage("transfer", params, data=data, models=models, out=out, reports=reports)
+    from deepfn.normalizer.stage import TRANSFER
+
+    _stage(TRANSFER, params, data=data, models=models, out=out, reports=reports)
 
 
 @app.command()
@@ -190,7 +202,9 @@ def experiments(
     """LeNet-5 over every group split, dependent vs independent, original vs DeepFN.
 
     Each model is an MLflow run in `deepfn-au`; finished runs are skipped on a rerun."""
-    _stage("experiments", params, original=original, normalized=normalized, template=template,
+    from deepfn.au.stage import EXPERIMENTS
+
+    _stage(EXPERIMENTS, params, original=original, normalized=normalized, template=template,
            out=out)
 
 
@@ -211,11 +225,13 @@ def stats(
     """Table 5, the t-tests and Figs. 4-7 from runs pulled out of the MLflow store."""
     import os
 
+    from deepfn.stats.stage import STATS
+
     if tracking_uri:  # an explicit URI wins over MLFLOW_TRACKING_URI and params
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     if filter and manifest == Path("results/experiments.json"):
         manifest = None
-    _stage("stats", params, manifest=manifest, out=out, uri=tracking_uri, filter=filter)
+    _stage(STATS, params, manifest=manifest, out=out, uri=tracking_uri, filter=filter)
 
 # ------------------------------------------------------------------ tools
 @app.command()
@@ -303,7 +319,9 @@ def tune_stage(
     """Without a subcommand: the tune stage (a no-op unless tune.enabled, then a study of
     tune.target).  `deepfn tune classifier|normalizer --help`: a study with its own options."""
     if ctx.invoked_subcommand is None:
-        _stage("tune", params, original=original, normalized=normalized, template=template,
+        from deepfn.tuning.stage import TUNE
+
+        _stage(TUNE, params, original=original, normalized=normalized, template=template,
                ae=ae, out=out)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepfn.au.stage import EXPERIMENTS
 from deepfn.stage import run_stage, stage_parser
 
 
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="template.json (data/template)")
     p.add_argument("--out", type=Path, required=True,
                    help="run manifest to write (results/...json)")
-    return run_stage("experiments", **vars(p.parse_args(argv)))
+    return run_stage(EXPERIMENTS, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":  # the process strategy spawns workers: keep this guard

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepfn.normalizer.stage import NORMALIZE
 from deepfn.stage import run_stage, stage_parser
 
 
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="model file to write (models/normalizers/<subject>.pt)")
     p.add_argument("--work-dir", type=Path, default=None, help="resumable checkpoints, outside "
                    "DVC outs (default: .deepfn/work/normalize)")
-    return run_stage("normalize", **vars(p.parse_args(argv)))
+    return run_stage(NORMALIZE, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepfn.data.stage import PREPROCESS
 from deepfn.stage import run_stage, stage_parser
 
 
@@ -18,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--raw", type=Path, required=True, help="raw corpus (data/raw)")
     p.add_argument("--out", type=Path, required=True,
                    help="output directory (data/preprocessed)")
-    return run_stage("preprocess", **vars(p.parse_args(argv)))
+    return run_stage(PREPROCESS, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

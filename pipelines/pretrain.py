@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepfn.normalizer.stage import PRETRAIN
 from deepfn.stage import run_stage, stage_parser
 
 
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="model file to write (models/pretrained.pt)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="resumable checkpoints, outside DVC outs (default: .deepfn/work/pretrain)")
-    return run_stage("pretrain", **vars(p.parse_args(argv)))
+    return run_stage(PRETRAIN, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

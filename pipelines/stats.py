@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepfn.stage import run_stage, stage_parser
+from deepfn.stats.stage import STATS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="experiments manifest (default: results/experiments.json)")
     p.add_argument("--out", type=Path, default=Path("reports"),
                    help="output directory (default: reports)")
-    return run_stage("stats", **vars(p.parse_args(argv)))
+    return run_stage(STATS, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

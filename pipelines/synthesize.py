@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepfn.data.stage import SYNTHESIZE
 from deepfn.stage import run_stage, stage_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = stage_parser(__doc__)
     p.add_argument("--out", type=Path, required=True, help="corpus directory to write (data/raw)")
-    return run_stage("synthesize", **vars(p.parse_args(argv)))
+    return run_stage(SYNTHESIZE, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

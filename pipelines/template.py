@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepfn.data.stage import TEMPLATE
 from deepfn.stage import run_stage, stage_parser
 
 
@@ -18,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = stage_parser(__doc__)
     p.add_argument("--data", type=Path, required=True, help="preprocessed AE-resolution corpus")
     p.add_argument("--out", type=Path, required=True, help="template directory (data/template)")
-    return run_stage("template", **vars(p.parse_args(argv)))
+    return run_stage(TEMPLATE, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepfn.normalizer.stage import TRANSFER
 from deepfn.stage import run_stage, stage_parser
 
 
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="normalized corpus to write (data/normalized)")
     p.add_argument("--reports", type=Path, required=True,
                    help="diagnostics dir (reports/normalization)")
-    return run_stage("transfer", **vars(p.parse_args(argv)))
+    return run_stage(TRANSFER, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

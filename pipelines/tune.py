@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepfn.stage import run_stage, stage_parser
+from deepfn.tuning.stage import TUNE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ae", type=Path, default=None,
                    help="autoencoder corpus for the normalizer (default: <original>/../ae)")
     p.add_argument("--out", type=Path, required=True, help="output directory (reports/tuning)")
-    return run_stage("tune", **vars(p.parse_args(argv)))
+    return run_stage(TUNE, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

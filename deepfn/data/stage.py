@@ -4,8 +4,9 @@
     run_preprocess(settings, raw=Path("data/raw"), out=Path("data/preprocessed"))
     run_template(settings, data=Path("data/preprocessed/ae"), out=Path("data/template"))
 
-``pipelines/<stage>.py`` and ``deepfn <stage>`` both reach these through
-:func:`deepfn.stage.run_stage`.  Each writes its output directory whole or not at all.
+``pipelines/<stage>.py`` and ``deepfn <stage>`` both run them as :data:`SYNTHESIZE`,
+:data:`PREPROCESS` and :data:`TEMPLATE` through :func:`deepfn.stage.run_stage`.  Each writes its
+output directory whole or not at all.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import pandas as pd
 from deepfn.config.settings import Settings, SynthesizeSettings
 from deepfn.data.corpus import read_subjects
 from deepfn.errors import DeepFNError
+from deepfn.stage import Stage
 from deepfn.utils.io import atomic_dir
 
-__all__ = ["run_synthesize", "run_preprocess", "run_template", "check_roster"]
+__all__ = ["run_synthesize", "run_preprocess", "run_template", "check_roster", "SYNTHESIZE",
+           "PREPROCESS", "TEMPLATE"]
 
 
 def check_roster(found: set[str], cfg: SynthesizeSettings) -> None:
@@ -76,3 +79,24 @@ def run_template(settings: Settings, *, data: str | Path, out: str | Path) -> di
     from deepfn.data.template import select_template
 
     return select_template(data, out, settings.template)
+
+
+# ------------------------------------------------------- the stages: run + one summary line
+def _synthesize(s: Settings, progress: bool, *, out: Path) -> str:
+    table = run_synthesize(s, out=out, progress=progress)
+    return f"{len(table)} subjects ({s.synthesize.source}) -> {out}"
+
+
+def _preprocess(s: Settings, progress: bool, *, raw: Path, out: Path) -> str:
+    info = run_preprocess(s, raw=raw, out=out, progress=progress)
+    return f"{info['subjects']} subjects, {info['frames']} frames -> {out}"
+
+
+def _template(s: Settings, progress: bool, *, data: Path, out: Path) -> str:
+    r = run_template(s, data=data, out=out)
+    return f"{r['subject']} (median activation count {r['median_count']:.1f}) -> {out}"
+
+
+SYNTHESIZE = Stage("synthesize", _synthesize)
+PREPROCESS = Stage("preprocess", _preprocess)
+TEMPLATE = Stage("template", _template, torch=False)

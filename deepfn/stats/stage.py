@@ -21,13 +21,14 @@ from typing import Any
 
 from deepfn.config.settings import Settings
 from deepfn.errors import DeepFNError
+from deepfn.stage import Stage
 from deepfn.stats.figures import write_figures
 from deepfn.stats.report import report_markdown, table5_markdown
 from deepfn.stats.runs import PAGE_SIZE, RunTables, display_uri, fetch_runs
 from deepfn.stats.tables import Analysis, analyse, headline_metrics, plot_frames
 from deepfn.tracking import EXPERIMENT_STATS, common_tags, run_key, start_run
 
-__all__ = ["OUTPUTS", "run_stats", "write_outputs"]
+__all__ = ["OUTPUTS", "run_stats", "write_outputs", "STATS"]
 
 OUTPUTS = ("table5.csv", "table5.md", "tests.csv", "report.md", "metrics.json",
            "figures/table5_bars.png", "figures/fig4_per_au.png", "figures/fig5_gender.png",
@@ -130,3 +131,18 @@ def run_stats(settings: Settings, *, manifest: str | Path | None,
     return {"metrics": metrics, "files": files, "mlflow_run_id": run.info.run_id,
             "fetch_seconds": tables.seconds, "findings": findings.to_dict(orient="index"),
             **_counts(tables)}
+
+
+def _stage(s: Settings, progress: bool, *, manifest: Path | None, out: Path,
+           uri: str | None = None, filter: str | None = None) -> str:
+    r = run_stats(s, manifest=manifest, out=out, uri=uri, filter=filter)
+    mark = {"yes": "y", "no": "n", "n/a": "-"}
+    found = ", ".join(f"{split} " + "".join(mark[v[f"finding_{f}"]] for f in "abcd")
+                      for split, v in r["findings"].items())
+    return (f"{r['n_runs']} runs, {r['n_observations']} participant observations "
+            f"({r['fetch_seconds']:.1f} s to fetch); findings a-d (y/n/-): {found}; "
+            f"report: {Path(out) / 'report.md'}; MLflow run {r['mlflow_run_id']}")
+
+
+# `pipelines/stats.py` and `deepfn stats` run it through deepfn.stage.run_stage
+STATS = Stage("stats", _stage, torch=False)

@@ -8,7 +8,7 @@
       write the results         plots, best params, summary; close the study run
       say how it went           counts, throughput, the best trial and how to apply it
 
-    run_tune(settings, original=..., template=..., out=...)   # the DVC stage
+    run_tune(settings, original=..., template=..., out=...)   # the tune stage (TUNE)
       a quick no-op unless tune.enabled (``<out>/status.json`` says so), else tune(tune.target)
 """
 
@@ -24,12 +24,13 @@ import optuna
 
 from deepfn.config.settings import Settings
 from deepfn.errors import DeepFNError
+from deepfn.stage import Stage
 from deepfn.tuning.objectives import TuneData
 from deepfn.tuning.space import PARAM_KEYS, TARGETS
 from deepfn.tuning.study import RunStats, make_storage, open_study, run_study, storage_label
 from deepfn.tuning.study import study_summary as summarize
 
-__all__ = ["tune", "run_tune", "default_study_name"]
+__all__ = ["tune", "run_tune", "default_study_name", "TUNE"]
 
 Objective = Callable[[optuna.Trial], float]
 Echo = Callable[[str], None]
@@ -222,3 +223,19 @@ def run_tune(settings: Settings, *, original: str | Path, template: str | Path,
                   "best_export": summary["best_export"]}
     write_json(out / "status.json", status)
     return status
+
+
+def _stage(s: Settings, progress: bool, *, original: Path, template: Path, out: Path,
+           normalized: Path | None = None, ae: Path | None = None) -> str:
+    status = run_tune(s, original=original, template=template, out=out,
+                      normalized=normalized, ae=ae)
+    path = Path(out) / "status.json"
+    if not status["enabled"]:
+        return f"disabled (tune.enabled: false) -> {path}"
+    t = status["trials"]
+    return (f"study {status['study']} ({status['target']}): {t['complete']} complete, "
+            f"{t['pruned']} pruned, {t['fail']} failed -> {path}")
+
+
+# `pipelines/tune.py` and `deepfn tune` run it through deepfn.stage.run_stage
+TUNE = Stage("tune", _stage)
