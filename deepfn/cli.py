@@ -1,14 +1,16 @@
-"""The ``deepfn`` command line: one subcommand per pipeline stage plus tools.
+"""The ``deepfn`` command line: one command per pipeline stage, plus tools.
 
     deepfn --help
     deepfn params                      # the resolved, validated settings of params.yaml
-    deepfn synth --out data/raw        # render the synthetic FACS corpus
+    deepfn synthesize                  # a stage, with dvc.yaml's paths as defaults
+    deepfn normalize --subject F001    # ... every stage of dvc.yaml has its command
+    deepfn stats --tracking-uri http://127.0.0.1:5000 --out reports
+    deepfn tune classifier --study NAME --n-trials 20
     deepfn preview --out reports/preview.png
     deepfn import bp4d ROOT --metadata meta.csv --out data/raw
-    deepfn stats --tracking-uri sqlite:///mlruns/mlflow.db --out reports
-    deepfn tune classifier --study NAME --n-trials 20
 
-Inside the pipeline the same functions run through ``dvc repro`` (see dvc.yaml).
+A stage command and ``pipelines/<stage>.py`` (what ``dvc repro`` runs) are the same call,
+:func:`deepfn.stage.run_stage`: same settings, outputs, summary line and exit codes.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from deepfn.errors import DeepFNError
+from deepfn.stage import Stage, configure_threads, exit_code, run_stage
+
+if TYPE_CHECKING:
+    from deepfn.config.settings import Settings
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] + "\n\nRun `deepfn COMMAND --help` for details.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 import_app = typer.Typer(help="Import licensed BP4D / DISFA copies into the corpus format.",
                          no_args_is_help=True)
-tune_app = typer.Typer(help="Hyperparameter studies with Optuna (tracked in MLflow).",
-                       no_args_is_help=True)
+tune_app = typer.Typer(help="The tune stage, or a study of one target (`tune classifier`, "
+                       "`tune normalizer`) with Optuna, tracked in MLflow.")
 app.add_typer(import_app, name="import")
 app.add_typer(tune_app, name="tune")
 
@@ -37,23 +42,19 @@ Params = Annotated[Path, typer.Option("--params", help="params file")]
 
 
 def _cli(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """One ``error:`` line and exit code 2 for user errors; 130 on Ctrl-C."""
+    """The stages' error path for the other commands: one ``error:`` line and exit code 2 for
+    user errors, 130 on Ctrl-C (:func:`deepfn.stage.exit_code`)."""
 
     @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except DeepFNError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted: rerun the same command to resume", err=True)
-            raise typer.Exit(130) from None
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        code = exit_code(lambda: fn(*args, **kwargs))
+        if code:
+            raise typer.Exit(code)
 
     return wrapper
 
 
-def _settings(params: Path, overrides: dict[str, Any] | None = None):
+def _settings(params: Path, overrides: dict[str, Any] | None = None) -> Settings:
     from deepfn.config import load_settings
 
     return load_settings(params, overrides)
@@ -81,29 +82,158 @@ def params_cmd(params: Params = Path("params.yaml")) -> None:
     typer.echo(json.dumps(s.model_dump(mode="json"), indent=2))
 
 
-@app.command()
-@_cli
-def synth(
+# ------------------------------------------------------------------ the pipeline's stages
+# One command per dvc.yaml stage, same name, same paths (dvc.yaml's as defaults), run through
+# deepfn.stage.run_stage exactly as pipelines/<stage>.py runs it.
+WorkDir = Annotated[Path | None, typer.Option(
+    help="resumable checkpoints, outside DVC outs (default: .deepfn/work/<stage>)")]
+
+
+def _stage(stage: Stage, params: Path, overrides: dict[str, Any] | None = None,
+           **paths: Any) -> None:
+    code = run_stage(stage, params, overrides=overrides, **paths)
+    if code:
+        raise typer.Exit(code)
+
+
+def synthesize(
     out: Annotated[Path, typer.Option(help="corpus directory to write")] = Path("data/raw"),
     params: Params = Path("params.yaml"),
     seed: Annotated[int | None, typer.Option(help="override synthesize.seed")] = None,
     identity_strength: Annotated[float | None, typer.Option(
         help="override synthesize.identity_strength (0 = shared identity)")] = None,
 ) -> None:
-    """Render the synthetic FACS face corpus (BP4D-like + DISFA-like) for the params roster."""
-    from deepfn.data.synth import synthesize_corpus
+    """Build the raw corpus: synthetic FACS faces, or licensed BP4D/DISFA (synthesize.source).
+
+    A licensed import must hold exactly synthesize.subjects (the roster dvc.yaml uses)."""
+    from deepfn.data.stage import SYNTHESIZE
 
     over = {k: v for k, v in {"synthesize.seed": seed,
                               "synthesize.identity_strength": identity_strength}.items()
             if v is not None}
-    cfg = _settings(params, over).synthesize
-    table = synthesize_corpus(out, cfg.subjects, seed=cfg.seed,
-                              identity_strength=cfg.identity_strength,
-                              frames_per_sequence=cfg.frames_per_sequence,
-                              image_size=cfg.image_size)
-    typer.echo(f"wrote {len(table)} subjects to {out}")
+    _stage(SYNTHESIZE, params, over, out=out)
 
 
+app.command("synthesize")(synthesize)
+app.command("synth", hidden=True)(synthesize)  # the command's earlier name
+
+
+@app.command()
+def preprocess(raw: Annotated[Path, typer.Option(help="raw corpus")] = Path("data/raw"),
+               out: Annotated[Path, typer.Option(help="output directory")] = Path(
+                   "data/preprocessed"),
+               params: Params = Path("params.yaml")) -> None:
+    """Histogram-equalize and resize the corpus to the AE and classifier resolutions."""
+    from deepfn.data.stage import PREPROCESS
+
+    _stage(PREPROCESS, params, raw=raw, out=out)
+
+
+@app.command()
+def template(data: Annotated[Path, typer.Option(help="preprocessed AE-resolution corpus")
+                             ] = Path("data/preprocessed/ae"),
+             out: Annotated[Path, typer.Option(help="template directory")] = Path(
+                 "data/template"),
+             params: Params = Path("params.yaml")) -> None:
+    """Pick the template subject by the paper's rule (§3.2)."""
+    from deepfn.data.stage import TEMPLATE
+
+    _stage(TEMPLATE, params, data=data, out=out)
+
+
+@app.command()
+def pretrain(template: Annotated[Path, typer.Option(help="template corpus dir")] = Path(
+                 "data/template"),
+             out: Annotated[Path, typer.Option(help="model file to write")] = Path(
+                 "models/pretrained.pt"),
+             params: Params = Path("params.yaml"), work_dir: WorkDir = None) -> None:
+    """Warm start: train E and D^y once on the template (pretrain.iterations; 0 = seeded init)."""
+    from deepfn.normalizer.stage import PRETRAIN
+
+    _stage(PRETRAIN, params, template=template, out=out, work_dir=work_dir)
+
+
+@app.command()
+def normalize(
+    subject: Annotated[str, typer.Option(help="subject id, e.g. F001")],
+    data: Annotated[Path, typer.Option(help="AE-resolution corpus")] = Path(
+        "data/preprocessed/ae"),
+    template: Annotated[Path, typer.Option(help="template corpus dir")] = Path("data/template"),
+    pretrained: Annotated[Path, typer.Option(help="warm start")] = Path("models/pretrained.pt"),
+    out: Annotated[Path | None, typer.Option(
+        help="model file to write (default: models/normalizers/<subject>.pt)")] = None,
+    params: Params = Path("params.yaml"), work_dir: WorkDir = None,
+) -> None:
+    """Train one subject's DeepFN autoencoder (Eq. 1); resumes from its last checkpoint."""
+    from deepfn.normalizer.stage import NORMALIZE
+
+    _stage(NORMALIZE, params, subject=subject, data=data, template=template,
+           pretrained=pretrained, out=out, work_dir=work_dir)
+
+
+@app.command()
+def transfer(
+    data: Annotated[Path, typer.Option(help="AE-resolution corpus")] = Path(
+        "data/preprocessed/ae"),
+    models: Annotated[Path, typer.Option(help="normalizers dir")] = Path("models/normalizers"),
+    out: Annotated[Path, typer.Option(help="normalized corpus to write")] = Path(
+        "data/normalized"),
+    reports: Annotated[Path, typer.Option(help="diagnostics dir")] = Path(
+        "reports/normalization"),
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Normalize every subject through its own normalizer (Eq. 2) + identity/expression probes."""
+    from deepfn.normalizer.stage import TRANSFER
+
+    _stage(TRANSFER, params, data=data, models=models, out=out, reports=reports)
+
+
+@app.command()
+def experiments(
+    original: Annotated[Path, typer.Option(help="original corpus")] = Path(
+        "data/preprocessed/clf"),
+    normalized: Annotated[Path, typer.Option(help="DeepFN corpus")] = Path("data/normalized"),
+    template: Annotated[Path, typer.Option(help="template.json")] = Path(
+        "data/template/template.json"),
+    out: Annotated[Path, typer.Option(help="run manifest to write")] = Path(
+        "results/experiments.json"),
+    params: Params = Path("params.yaml"),
+) -> None:
+    """LeNet-5 over every group split, dependent vs independent, original vs DeepFN.
+
+    Each model is an MLflow run in `deepfn-au`; finished runs are skipped on a rerun."""
+    from deepfn.au.stage import EXPERIMENTS
+
+    _stage(EXPERIMENTS, params, original=original, normalized=normalized, template=template,
+           out=out)
+
+
+@app.command()
+def stats(
+    manifest: Annotated[Path | None, typer.Option(
+        help="experiments manifest; without it every finished deepfn-au model run is used")
+    ] = Path("results/experiments.json"),
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("reports"),
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow store or server, e.g. http://127.0.0.1:5000 (default: tracking.uri)")
+    ] = None,
+    filter: Annotated[str | None, typer.Option(
+        help="MLflow filter string, e.g. \"tags.profile = 'default'\" (without --manifest)")
+    ] = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Table 5, the t-tests and Figs. 4-7 from runs pulled out of the MLflow store."""
+    import os
+
+    from deepfn.stats.stage import STATS
+
+    if tracking_uri:  # an explicit URI wins over MLFLOW_TRACKING_URI and params
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    if filter and manifest == Path("results/experiments.json"):
+        manifest = None
+    _stage(STATS, params, manifest=manifest, out=out, uri=tracking_uri, filter=filter)
+
+# ------------------------------------------------------------------ tools
 @app.command()
 @_cli
 def preview(
@@ -125,10 +255,9 @@ def _import(dataset: str, root: Path, metadata: Path, out: Path, size: int,
             detector: str) -> None:
     from deepfn.data.importers import import_corpus
 
-    roots = {"bp4d_root": root if dataset == "bp4d" else None,
-             "disfa_root": root if dataset == "disfa" else None}
-    report = import_corpus(out, metadata_csv=metadata, image_size=size, detector=detector,
-                           **roots)
+    report = import_corpus(out, bp4d_root=root if dataset == "bp4d" else None,
+                           disfa_root=root if dataset == "disfa" else None,
+                           metadata_csv=metadata, image_size=size, detector=detector)
     typer.echo(json.dumps(report.to_dict().get("totals", {}), indent=2))
 
 
@@ -159,125 +288,6 @@ def import_disfa(
     _import("disfa", root, metadata, out, size, detector)
 
 
-@app.command()
-@_cli
-def preprocess(raw: Path = Path("data/raw"), out: Path = Path("data/preprocessed"),
-               params: Params = Path("params.yaml")) -> None:
-    """Histogram-equalize and resize the corpus to the AE and classifier resolutions."""
-    from deepfn.data.preprocess import preprocess_corpus
-
-    info = preprocess_corpus(raw, out, _settings(params).preprocess)
-    typer.echo(f"preprocessed {info['subjects']} subjects, {info['frames']} frames -> {out}")
-
-
-@app.command()
-@_cli
-def template(data: Path = Path("data/preprocessed/ae"), out: Path = Path("data/template"),
-             params: Params = Path("params.yaml")) -> None:
-    """Pick the template subject by the paper's rule (§3.2)."""
-    from deepfn.data.template import select_template
-
-    r = select_template(data, out, _settings(params).template)
-    typer.echo(f"template: {r['subject']} (median activation count {r['median_count']:.1f})")
-
-
-@app.command()
-@_cli
-def pretrain(template: Path = Path("data/template"), out: Path = Path("models/pretrained.pt"),
-             params: Params = Path("params.yaml")) -> None:
-    """Warm start: train E and D^y once on the template (pretrain.iterations; 0 = seeded init)."""
-    from deepfn.normalizer.jobs import run_pretrain
-
-    info = run_pretrain(_settings(params), template_dir=template, out=out)
-    typer.echo(f"pretrained: {info.get('path', out)}")
-
-
-@app.command()
-@_cli
-def normalize(
-    subject: Annotated[str, typer.Argument(help="subject id, e.g. F001")],
-    data: Path = Path("data/preprocessed/ae"), template: Path = Path("data/template"),
-    pretrained: Path = Path("models/pretrained.pt"),
-    out: Annotated[Path | None, typer.Option(help="default models/normalizers/<subject>.pt")
-                   ] = None,
-    params: Params = Path("params.yaml"),
-) -> None:
-    """Train one subject's DeepFN autoencoder (Eq. 1); resumes from its last checkpoint."""
-    from deepfn.normalizer.jobs import run_normalize
-
-    info = run_normalize(_settings(params), subject=subject, data_dir=data,
-                         template_dir=template, pretrained=pretrained,
-                         out=out or Path(f"models/normalizers/{subject}.pt"))
-    typer.echo(f"normalizer {subject}: {info['path']} ({info['iterations']} iterations)")
-
-
-@app.command()
-@_cli
-def transfer(data: Path = Path("data/preprocessed/ae"), models: Path = Path("models/normalizers"),
-             out: Path = Path("data/normalized"),
-             reports: Path = Path("reports/normalization"),
-             params: Params = Path("params.yaml")) -> None:
-    """Normalize every subject through its own normalizer (Eq. 2) + identity/expression probes."""
-    from deepfn.normalizer.transfer import run_transfer
-
-    m = run_transfer(_settings(params), data_dir=data, models_dir=models, out_dir=out,
-                     reports_dir=reports)
-    ident = m["identity_accuracy"]
-    typer.echo(f"identity probe {ident['before']:.2f} -> {ident['after']:.2f} "
-               f"(chance {ident['chance']:.2f}); diagnostics in {reports}")
-
-
-@app.command()
-@_cli
-def experiments(
-    original: Path = Path("data/preprocessed/clf"), normalized: Path = Path("data/normalized"),
-    template: Path = Path("data/template/template.json"),
-    out: Path = Path("results/experiments.json"), params: Params = Path("params.yaml"),
-) -> None:
-    """LeNet-5 over every group split, dependent vs independent, original vs DeepFN.
-
-    Each model is an MLflow run in `deepfn-au`; finished runs are skipped on a rerun."""
-    from deepfn.au.experiments import run_experiments
-
-    s = _settings(params)
-    m = run_experiments(s, original, normalized, template, out, s.tracking.uri)
-    typer.echo(f"{len(m['runs'])} runs -> {out}")
-
-
-@app.command()
-@_cli
-def stats(
-    manifest: Annotated[Path | None, typer.Option(
-        help="experiments manifest; without it every finished deepfn-au model run is used")
-    ] = Path("results/experiments.json"),
-    out: Path = Path("reports"),
-    tracking_uri: Annotated[str | None, typer.Option(
-        help="MLflow store or server, e.g. http://127.0.0.1:5000 (default: tracking.uri)")
-    ] = None,
-    filter: Annotated[str | None, typer.Option(
-        help="MLflow filter string, e.g. \"tags.profile = 'default'\" (without --manifest)")
-    ] = None,
-    params: Params = Path("params.yaml"),
-) -> None:
-    """Table 5, the t-tests and Figs. 4-7 from runs pulled out of the MLflow store."""
-    import os
-
-    from deepfn.stats import run_stats
-
-    s = _settings(params)
-    if tracking_uri:  # an explicit URI wins over MLFLOW_TRACKING_URI and params
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    if filter and manifest == Path("results/experiments.json"):
-        manifest = None
-    r = run_stats(manifest, out, tracking_uri or s.tracking.uri, s.stats, filter)
-    typer.echo(f"{r['n_runs']} runs, {r['n_observations']} participant observations -> "
-               f"{out}/report.md")
-
-
-def main() -> None:  # pragma: no cover - console entry
-    sys.exit(app())
-
-
 # ------------------------------------------------------------------ tune (deepfn.tuning)
 Study = Annotated[str | None, typer.Option(help="study name (default: tune.study, or "
                                            "deepfn-<target> when tune.target differs)")]
@@ -292,12 +302,37 @@ Report = Annotated[bool, typer.Option(help="write plots + best params at the end
                                       "workers of a study can skip it)")]
 
 
+@tune_app.callback(invoke_without_command=True)
+def tune_stage(
+    ctx: typer.Context,
+    original: Annotated[Path, typer.Option(help="classifier corpus")] = Path(
+        "data/preprocessed/clf"),
+    normalized: Annotated[Path | None, typer.Option(help="normalized corpus")] = Path(
+        "data/normalized"),
+    template: Annotated[Path, typer.Option(help="template.json")] = Path(
+        "data/template/template.json"),
+    ae: Annotated[Path | None, typer.Option(
+        help="autoencoder corpus for the normalizer (default: <original>/../ae)")] = None,
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("reports/tuning"),
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Without a subcommand: the tune stage (a no-op unless tune.enabled, then a study of
+    tune.target).  `deepfn tune classifier|normalizer --help`: a study with its own options."""
+    if ctx.invoked_subcommand is None:
+        from deepfn.tuning.stage import TUNE
+
+        _stage(TUNE, params, original=original, normalized=normalized, template=template,
+               ae=ae, out=out)
+
+
 def _tune(target: str, params: Path, **kw: Any) -> None:
     from deepfn.tuning import TuneData, tune
 
     data = TuneData(original=kw.pop("original"), template=kw.pop("template"),
                     normalized=kw.pop("normalized", None), ae=kw.pop("ae", None))
-    tune(_settings(params), target=target, data=data, echo=typer.echo, **kw)
+    settings = _settings(params)
+    configure_threads()
+    tune(settings, target=target, data=data, echo=typer.echo, **kw)
 
 
 @tune_app.command("classifier")

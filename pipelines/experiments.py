@@ -4,39 +4,31 @@
         --normalized data/normalized --template data/template/template.json \\
         --out results/experiments.json [--params params.yaml]
 
-Rerunning resumes: runs already FINISHED in MLflow (same ``run_key``) are skipped.
+Rerunning resumes: runs already FINISHED in MLflow (same ``run_key``) are skipped.  Same as
+``deepfn experiments``: both run :func:`deepfn.au.experiments.run_experiments`.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 from collections.abc import Sequence
+from pathlib import Path
 
-from deepfn.config import load_settings
-from deepfn.stage import configure_threads, run_stage, stage_parser
-
-
-def _body(args: argparse.Namespace) -> None:
-    from deepfn.au.experiments import run_experiments
-
-    settings = load_settings(args.params)
-    logging.basicConfig(level=logging.INFO, format="experiments: %(message)s")
-    configure_threads()
-    m = run_experiments(settings, args.original, args.normalized, args.template, args.out)
-    n = m["counts"]
-    print(f"experiments: {n['runs']} runs ({n['runs_logged']} new, {n['runs_skipped']} "
-          f"already finished) from {n['models']} models -> {args.out}")
+from deepfn.au.stage import EXPERIMENTS
+from deepfn.stage import run_stage, stage_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = stage_parser(__doc__.splitlines()[0])
-    p.add_argument("--original", required=True, help="original corpus (data/preprocessed/clf)")
-    p.add_argument("--normalized", required=True, help="DeepFN corpus (data/normalized)")
-    p.add_argument("--template", required=True, help="template.json (data/template)")
-    p.add_argument("--out", required=True, help="run manifest to write (results/...json)")
-    return run_stage(_body, p, argv)
+    p = stage_parser(__doc__)
+    p.add_argument("--original", type=Path, required=True,
+                   help="original corpus (data/preprocessed/clf)")
+    p.add_argument("--normalized", type=Path, required=True,
+                   help="DeepFN corpus (data/normalized)")
+    p.add_argument("--template", type=Path, required=True,
+                   help="template.json (data/template)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run manifest to write (results/...json)")
+    return run_stage(EXPERIMENTS, **vars(p.parse_args(argv)))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the process strategy spawns workers: keep this guard
     raise SystemExit(main())

@@ -1,27 +1,25 @@
 """Stage ``preprocess``: histogram equalization + resize to the AE and classifier resolutions.
 
     python pipelines/preprocess.py --raw data/raw --out data/preprocessed [--params params.yaml]
+
+Same as ``deepfn preprocess``: both run :func:`deepfn.data.stage.run_preprocess`.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
-from deepfn.config import load_settings
-from deepfn.data.preprocess import preprocess_corpus
+from deepfn.data.stage import PREPROCESS
 from deepfn.stage import run_stage, stage_parser
 
 
-def _body(args: argparse.Namespace) -> None:
-    preprocess_corpus(args.raw, args.out, load_settings(args.params).preprocess)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    p = stage_parser(__doc__.splitlines()[0])
-    p.add_argument("--raw", required=True, help="raw corpus (data/raw)")
-    p.add_argument("--out", required=True, help="output directory (data/preprocessed)")
-    return run_stage(_body, p, argv)
+    p = stage_parser(__doc__)
+    p.add_argument("--raw", type=Path, required=True, help="raw corpus (data/raw)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output directory (data/preprocessed)")
+    return run_stage(PREPROCESS, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -7,41 +7,30 @@ Every subject's frames go through its own normalizer (``models/normalizers/<subj
 are resized to ``preprocess.clf_size`` and written as a corpus (labels copied, manifest source
 ``deepfn``).  ``reports/normalization/`` gets ``metrics.json`` (identity-leakage and expression
 probes, group gaps), ``fig2_group_averages.png`` and ``examples.png``; a ``transfer`` run in the
-``deepfn-normalizer`` MLflow experiment gets the same.
+``deepfn-normalizer`` MLflow experiment gets the same.  Same as ``deepfn transfer``: both run
+:func:`deepfn.normalizer.transfer.run_transfer`.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
+from deepfn.normalizer.stage import TRANSFER
 from deepfn.stage import run_stage, stage_parser
 
 
-def _body(args: argparse.Namespace) -> None:
-    from deepfn.config import load_settings
-    from deepfn.normalizer.transfer import run_transfer
-    from deepfn.stage import configure_threads
-
-    settings = load_settings(args.params)
-    configure_threads()
-    m = run_transfer(settings, data_dir=args.data, models_dir=args.models, out_dir=args.out,
-                     reports_dir=args.reports)
-    ident = m["identity_accuracy"]
-    expr = m["expression_r"]
-    print(f"normalized {m['n_subjects']} subjects onto {m['template_subject']}: identity probe "
-          f"{ident['before']:.2f} -> {ident['after']:.2f} (chance {ident['chance']:.2f}), "
-          f"expression r {expr['mean_before'] or float('nan'):.2f} -> "
-          f"{expr['mean_after'] or float('nan'):.2f}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    p = stage_parser(__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="AE-resolution corpus (data/preprocessed/ae)")
-    p.add_argument("--models", required=True, help="normalizers dir (models/normalizers)")
-    p.add_argument("--out", required=True, help="normalized corpus to write (data/normalized)")
-    p.add_argument("--reports", required=True, help="diagnostics dir (reports/normalization)")
-    return run_stage(_body, p, argv)
+    p = stage_parser(__doc__)
+    p.add_argument("--data", type=Path, required=True,
+                   help="AE-resolution corpus (data/preprocessed/ae)")
+    p.add_argument("--models", type=Path, required=True,
+                   help="normalizers dir (models/normalizers)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="normalized corpus to write (data/normalized)")
+    p.add_argument("--reports", type=Path, required=True,
+                   help="diagnostics dir (reports/normalization)")
+    return run_stage(TRANSFER, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

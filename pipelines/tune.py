@@ -6,53 +6,30 @@
 Disabled (the default) it only writes ``<out>/status.json`` saying so.  Enabled it creates or
 resumes the study ``tune.study`` (storage ``tune.storage``, default ``.optuna/journal.log``) until
 it has ``tune.n_trials`` finished trials, then writes the plots, ``<study>_best.yaml`` and the
-``dvc exp run -S ...`` line to apply them (see docs/tuning.md).
+``dvc exp run -S ...`` line to apply them (see docs/tuning.md).  Same as ``deepfn tune``: both
+run :func:`deepfn.tuning.stage.run_tune`.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfn.config import load_settings
-from deepfn.stage import configure_threads, run_stage, stage_parser
-from deepfn.utils.io import write_json
-
-
-def _body(args: argparse.Namespace) -> None:
-    settings = load_settings(args.params)
-    t = settings.tune
-    out = Path(args.out)
-    if not t.enabled:
-        write_json(out / "status.json", {
-            "enabled": False, "target": t.target, "study": t.study,
-            "reason": f"tune.enabled is false; set it true (or run `deepfn tune {t.target}`) "
-                      "to run the study"})
-        print(f"tune: disabled (tune.enabled: false) -> {out / 'status.json'}")
-        return
-    from deepfn.tuning import TuneData, tune
-
-    configure_threads()
-    data = TuneData(original=Path(args.original), template=Path(args.template),
-                    normalized=Path(args.normalized) if args.normalized else None,
-                    ae=Path(args.ae) if args.ae else None)
-    summary = tune(settings, target=t.target, data=data, out_dir=out)
-    write_json(out / "status.json", {
-        "enabled": True, "target": t.target, "study": summary["study"],
-        "trials": summary["trials"], "best": summary["best"],
-        "best_export": summary["best_export"]})
+from deepfn.stage import run_stage, stage_parser
+from deepfn.tuning.stage import TUNE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = stage_parser(__doc__.splitlines()[0])
-    p.add_argument("--original", required=True, help="classifier corpus (data/preprocessed/clf)")
-    p.add_argument("--normalized", default=None, help="normalized corpus (data/normalized)")
-    p.add_argument("--template", required=True, help="data/template/template.json")
-    p.add_argument("--ae", default=None,
+    p = stage_parser(__doc__)
+    p.add_argument("--original", type=Path, required=True,
+                   help="classifier corpus (data/preprocessed/clf)")
+    p.add_argument("--normalized", type=Path, default=None,
+                   help="normalized corpus (data/normalized)")
+    p.add_argument("--template", type=Path, required=True, help="data/template/template.json")
+    p.add_argument("--ae", type=Path, default=None,
                    help="autoencoder corpus for the normalizer (default: <original>/../ae)")
-    p.add_argument("--out", required=True, help="output directory (reports/tuning)")
-    return run_stage(_body, p, argv)
+    p.add_argument("--out", type=Path, required=True, help="output directory (reports/tuning)")
+    return run_stage(TUNE, **vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

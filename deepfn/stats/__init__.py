@@ -5,12 +5,12 @@
 
 Modules, in the order the data flows: ``runs`` (MLflow search -> tidy tables), ``tests`` (the
 statistics), ``tables`` (cells, test family, findings), ``figures``, ``report`` (markdown),
-``run`` (:func:`run_stats`, files + the ``deepfn-stats`` MLflow run).  A fake store for
+``stage`` (:func:`run_stats`, files + the ``deepfn-stats`` MLflow run).  A fake store for
 trying it without training: ``tests/stats/synthetic_runs.py``.  See ``docs/stats.md``.
 """
 
-from deepfn.stats.run import OUTPUTS, run_stats
 from deepfn.stats.runs import Manifest, RunTables, fetch_runs, load_manifest
+from deepfn.stats.stage import OUTPUTS, run_stats
 from deepfn.stats.tables import PAPER_TABLE5, Analysis, analyse, gap_is_significant
 from deepfn.stats.tests import adjust, compare, describe, holm
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deepfn.config.settings import StatsSettings
+from deepfn.config.load import settings_from_dict
 from deepfn.stats import OUTPUTS, run_stats
 from deepfn.tracking import EXPERIMENT_STATS, client
 
@@ -126,7 +126,8 @@ def test_library_call_with_missing_splits(store: str, log_run, tmp_path: Path) -
     """Only person runs, one cell with one observation: n/a everywhere else, no crash."""
     log_run("person", "independent", "original", 0, {"F001": 0.5, "F002": 0.6})
     log_run("person", "dependent", "original", 0, {"F001": 0.7}, train="self", test="self")
-    result = run_stats(None, tmp_path / "out", None, StatsSettings(correction="bonferroni"),
+    settings = settings_from_dict({"stats": {"correction": "bonferroni"}})
+    result = run_stats(settings, manifest=None, out=tmp_path / "out", uri=store,
                        filter="tags.profile = 'test'")
     assert result["n_runs"] == 2 and result["n_observations"] == 3
     assert result["findings"]["gender"] == {f"finding_{f}": "n/a" for f in "abcd"}

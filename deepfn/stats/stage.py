@@ -19,26 +19,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deepfn.config.settings import Settings, StatsSettings
+from deepfn.config.settings import Settings
 from deepfn.errors import DeepFNError
+from deepfn.stage import Stage
 from deepfn.stats.figures import write_figures
 from deepfn.stats.report import report_markdown, table5_markdown
 from deepfn.stats.runs import PAGE_SIZE, RunTables, display_uri, fetch_runs
 from deepfn.stats.tables import Analysis, analyse, headline_metrics, plot_frames
 from deepfn.tracking import EXPERIMENT_STATS, common_tags, run_key, start_run
 
-__all__ = ["OUTPUTS", "run_stats", "write_outputs"]
+__all__ = ["OUTPUTS", "run_stats", "write_outputs", "STATS"]
 
 OUTPUTS = ("table5.csv", "table5.md", "tests.csv", "report.md", "metrics.json",
            "figures/table5_bars.png", "figures/fig4_per_au.png", "figures/fig5_gender.png",
            "figures/fig6_skin.png", "figures/fig7_dataset.png", "plots/table5.csv",
            "plots/per_au.csv", "plots/combinations.csv")
-
-
-def _stats_settings(settings: StatsSettings | Settings | None) -> StatsSettings:
-    if settings is None:
-        return StatsSettings()
-    return settings.stats if isinstance(settings, Settings) else settings
 
 
 def _counts(tables: RunTables) -> dict[str, int]:
@@ -87,19 +82,19 @@ def _move_into_place(tmp: Path, out: Path) -> list[str]:
     return moved
 
 
-def run_stats(manifest_path: str | Path | None, out_dir: str | Path = "reports",
-              uri: str | None = None, settings: StatsSettings | Settings | None = None,
-              filter: str | None = None, *, max_results: int = PAGE_SIZE) -> dict[str, Any]:
+def run_stats(settings: Settings, *, manifest: str | Path | None,
+              out: str | Path = "reports", uri: str | None = None, filter: str | None = None,
+              max_results: int = PAGE_SIZE) -> dict[str, Any]:
     """Table 5, the tests, the figures and the report from the experiments' MLflow runs.
 
-    ``manifest_path`` (``results/experiments.json``) selects its run ids; ``None`` selects all
+    ``manifest`` (``results/experiments.json``) selects its run ids; ``None`` selects all
     FINISHED model runs of ``deepfn-au`` matching ``filter`` (an MLflow filter string such as
     ``"tags.profile = 'paper'"``).  ``uri``: tracking URI (``MLFLOW_TRACKING_URI`` wins; default:
-    the manifest's, then the project store).  Returns the headline metrics, the files written,
-    the stats run id and the fetch time.
+    ``tracking.uri`` of ``settings``).  Uses ``settings.stats`` (alpha, correction).  Returns the
+    headline metrics, the files written, the stats run id and the fetch time.
     """
-    s = _stats_settings(settings)
-    tables = fetch_runs(uri, manifest_path, filter, max_results=max_results)
+    s = settings.stats
+    tables = fetch_runs(uri or settings.tracking.uri, manifest, filter, max_results=max_results)
     a = analyse(tables.participants, tables.per_au, alpha=s.alpha, correction=s.correction)
     man = tables.manifest
     data_version = ",".join(tables.distinct("data_version")) or (
@@ -111,7 +106,7 @@ def run_stats(manifest_path: str | Path | None, out_dir: str | Path = "reports",
             "filter": tables.filter_string, "n_runs": str(len(tables.runs)),
             "run_key": run_key(manifest=man.sha256 if man else None, filter=tables.filter_string,
                                alpha=s.alpha, correction=s.correction)}
-    out = Path(out_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -136,3 +131,18 @@ def run_stats(manifest_path: str | Path | None, out_dir: str | Path = "reports",
     return {"metrics": metrics, "files": files, "mlflow_run_id": run.info.run_id,
             "fetch_seconds": tables.seconds, "findings": findings.to_dict(orient="index"),
             **_counts(tables)}
+
+
+def _stage(s: Settings, progress: bool, *, manifest: Path | None, out: Path,
+           uri: str | None = None, filter: str | None = None) -> str:
+    r = run_stats(s, manifest=manifest, out=out, uri=uri, filter=filter)
+    mark = {"yes": "y", "no": "n", "n/a": "-"}
+    found = ", ".join(f"{split} " + "".join(mark[v[f"finding_{f}"]] for f in "abcd")
+                      for split, v in r["findings"].items())
+    return (f"{r['n_runs']} runs, {r['n_observations']} participant observations "
+            f"({r['fetch_seconds']:.1f} s to fetch); findings a-d (y/n/-): {found}; "
+            f"report: {Path(out) / 'report.md'}; MLflow run {r['mlflow_run_id']}")
+
+
+# `pipelines/stats.py` and `deepfn stats` run it through deepfn.stage.run_stage
+STATS = Stage("stats", _stage, torch=False)
