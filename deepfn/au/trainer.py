@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from deepfn.au.lenet import LeNet5, masked_bce_with_logits
-from deepfn.au.metrics import participant_rows, validation_f1
+from deepfn.au.metrics import participant_rows, positive_rate, validation_f1
 from deepfn.au.protocol import PARTS, TEST, TRAIN, VAL, frame_parts
 from deepfn.config.settings import ExperimentsSettings
 from deepfn.data.corpus import AUS, read_subject
@@ -274,6 +274,7 @@ def train_job(job: TrainJob) -> JobResult:
     for test_group, subjects in job.tests:
         xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus)
         probs = predict(res.model, xt, cfg.precision == "bf16")
-        tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold)
+        tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold,
+                                             train_rate=positive_rate(y_np))
     return JobResult(job.key, res.train_loss, res.val_f1, res.best_epoch, tests, no_pos,
                      len(x) * cfg.epochs, time.perf_counter() - t0)

@@ -100,7 +100,8 @@ def run_stats(manifest_path: str | Path | None, out_dir: str | Path = "reports",
     """
     s = _stats_settings(settings)
     tables = fetch_runs(uri, manifest_path, filter, max_results=max_results)
-    a = analyse(tables.participants, tables.per_au, alpha=s.alpha, correction=s.correction)
+    a = analyse(tables.participants, tables.per_au, alpha=s.alpha, correction=s.correction,
+                runs=tables.runs)
     man = tables.manifest
     data_version = ",".join(tables.distinct("data_version")) or (
         man.data_version if man and man.data_version else "unknown")
