@@ -82,11 +82,28 @@ def main() -> None:
     ap.add_argument("--dependent", action="store_true")
     ap.add_argument("--tag", default="cur", help="label of the generator version (cache key)")
     ap.add_argument("--work", default="/tmp/au15")
+    ap.add_argument("--balanced", action="store_true",
+                    help="probe: BCE with pos_weight = negatives / positives of the train frames "
+                         "(patched into the trainer for this process only)")
     ap.add_argument("--min-level", type=int, default=1,
                     help="recode occurrence as intensity level >= this (BP4D-like: 1)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.balanced:
+        import deepfn.au.trainer as trainer_mod
+        from torch.nn import functional as F
+
+        weight: dict[str, torch.Tensor] = {}
+
+        def weighted(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            mask = labels >= 0
+            loss = F.binary_cross_entropy_with_logits(
+                logits.float(), labels.clamp(min=0).float(), reduction="none",
+                pos_weight=weight["w"])
+            return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+        trainer_mod.masked_bce_with_logits = weighted
     cdir = corpus(Path(args.work), args.frames, args.seed, args.tag)
     if args.min_level != 1:
         cdir = relabel(cdir, args.min_level)
@@ -99,6 +116,9 @@ def main() -> None:
         split = draw_split({"others": ROSTER}, "person", r, exp).groups["others"]
         x, y, _ = part_tensors(cdir, split.train, TRAIN, AUS)
         xv, yv, _ = part_tensors(cdir, split.val, VAL, AUS)
+        if args.balanced:
+            pos = (y == 1).sum(0).clip(1)
+            weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10), dtype=torch.float32)
         t0 = time.perf_counter()
         fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg, seed=r)
         dt = time.perf_counter() - t0
@@ -113,6 +133,10 @@ def main() -> None:
             for s in split.test[:3]:
                 x, y, _ = part_tensors(cdir, (s,), TRAIN, AUS)
                 xv, yv, _ = part_tensors(cdir, (s,), VAL, AUS)
+                if args.balanced:
+                    pos = (y == 1).sum(0).clip(1)
+                    weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10),
+                                               dtype=torch.float32)
                 t0 = time.perf_counter()
                 fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg_dep,
                          seed=r)

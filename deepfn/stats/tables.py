@@ -307,6 +307,8 @@ def per_au_f1(per_au: pd.DataFrame) -> pd.DataFrame:
     """Per split, condition and AU: F1 (%) as mean ± SD over repetitions (each repetition the
     mean of its runs of that condition; the field's per-AU convention)."""
     cols = ["split", "condition", "au", "mean", "sd", "n_repetitions"]
+    if per_au.empty or "f1" not in per_au:
+        return pd.DataFrame(columns=cols)
     obs = with_conditions(per_au).dropna(subset=["condition", "f1"])
     if obs.empty:
         return pd.DataFrame(columns=cols)
