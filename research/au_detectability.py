@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from deepfn.au.metrics import au_metrics
-from deepfn.au.protocol import TEST, TRAIN, VAL, draw_split
+from deepfn.au.protocol import TEST, TRAIN, VAL, draw_split, frame_parts
 from deepfn.au.trainer import TrainConfig, fit, part_tensors, predict
 from deepfn.config.settings import ExperimentsSettings, PreprocessSettings
 from deepfn.data.corpus import AUS
@@ -58,9 +58,25 @@ def relabel(cdir: str, min_level: int) -> str:
     return str(out)
 
 
-def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr: float):
+def test_blocks(cdir: str, subjects) -> np.ndarray:
+    """Block (7 or 8, within its task) of each test frame, in part_tensors' order."""
+    from deepfn.data.corpus import read_subject
+
+    out = []
+    for s in subjects:
+        d = read_subject(cdir, s)
+        parts = frame_parts(d.sequence, d.frame)
+        f = int(d.frame.max()) + 1
+        out.append(np.where(d.frame[parts == TEST] >= 7 * f // 8, 8, 7))
+    return np.concatenate(out)
+
+
+def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr: float, block=None):
     x, y, p = part_tensors(cdir, subjects, TEST, AUS)
     probs = predict(model, x, bf16)
+    if block is not None:  # only the test frames of one block (7: next to val; 8: the last)
+        keep = test_blocks(cdir, subjects) == block
+        y, p, probs = y[keep], p[keep], probs[keep]
     pos_f1, all_f1, per_au = [], [], np.full((len(subjects), len(AUS)), np.nan)
     for k, s in enumerate(subjects):
         m = au_metrics(y[p == s], probs[p == s], thr)
@@ -80,6 +96,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--dependent", action="store_true")
+    ap.add_argument("--block", type=int, default=None, choices=(7, 8),
+                    help="score only the test frames of block 7 (next to the validation block) "
+                         "or 8 (two blocks from any train frame)")
     ap.add_argument("--tag", default="cur", help="label of the generator version (cache key)")
     ap.add_argument("--work", default="/tmp/au15")
     ap.add_argument("--balanced", action="store_true",
@@ -91,8 +110,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.balanced:
-        import deepfn.au.trainer as trainer_mod
         from torch.nn import functional as F
+
+        import deepfn.au.trainer as trainer_mod
 
         weight: dict[str, torch.Tensor] = {}
 
@@ -122,7 +142,8 @@ def main() -> None:
         t0 = time.perf_counter()
         fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg, seed=r)
         dt = time.perf_counter() - t0
-        f1p, f1a, pau = per_participant_f1(cdir, split.test, fr.model, True, cfg.threshold)
+        f1p, f1a, pau = per_participant_f1(cdir, split.test, fr.model, True, cfg.threshold,
+                                            args.block)
         ind_au.append(pau)
         res["independent"].append({"rep": r, "f1_pos": f1p, "f1_all": f1a, "seconds": dt,
                                    "train_frames": len(x), "best_epoch": fr.best_epoch,
@@ -141,7 +162,8 @@ def main() -> None:
                 fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg_dep,
                          seed=r)
                 dt = time.perf_counter() - t0
-                f1p, f1a, pau = per_participant_f1(cdir, (s,), fr.model, True, cfg.threshold)
+                f1p, f1a, pau = per_participant_f1(cdir, (s,), fr.model, True, cfg.threshold,
+                                                    args.block)
                 dep_au.append(pau)
                 res["dependent"].append({"rep": r, "subject": s, "f1_pos": f1p, "f1_all": f1a,
                                          "seconds": dt, "best_epoch": fr.best_epoch})
@@ -151,10 +173,11 @@ def main() -> None:
                            ("dependent", res["dependent"], dep_au)):
         if rows:
             per_au = np.nanmean(np.concatenate(au), 0)
-            res[f"{name}_per_au"] = {f"AU{a:02d}": round(float(v), 3) for a, v in zip(AUS, per_au)}
+            res[f"{name}_per_au"] = {f"AU{a:02d}": round(float(v), 3)
+                                     for a, v in zip(AUS, per_au, strict=True)}
             print(f"{name}: mean test F1 {np.mean([r['f1_pos'] for r in rows]):.3f} "
                   f"(all-AU {np.mean([r['f1_all'] for r in rows]):.3f}); per AU "
-                  + " ".join(f"{a}:{v:.2f}" for a, v in zip(AUS, per_au)))
+                  + " ".join(f"{a}:{v:.2f}" for a, v in zip(AUS, per_au, strict=False)))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=1))

@@ -42,15 +42,17 @@ def main() -> None:
             aus = torch.zeros(len(AUS), len(AUS))
             aus[torch.arange(len(AUS)), torch.arange(len(AUS))] = float(lev)
             idn = {n: torch.full((len(AUS),), v) for n, v in plan.identity.items()}
-            nun = {n: torch.from_numpy(np.repeat(v[:1], len(AUS))) for n, v in plan.nuisance.items()}
+            nun = {n: torch.from_numpy(np.repeat(v[:1], len(AUS)))
+                   for n, v in plan.nuisance.items()}
             img = render_faces(idn, aus, nun, 128).numpy()
             eq = equalize_resize(img, [64])[0].astype(float)
             diff = np.abs(eq - base[0])
             if li == len(levels) - 1:  # masks from the strongest level: the AU's region
                 masks = diff > np.quantile(diff.reshape(len(AUS), -1), 0.9, axis=1)[:, None, None]
+                rest = np.abs(base[1] - base[0])
                 for j in range(len(AUS)):
-                    region[k, :, j] = [(d[j][masks[j]].mean() / nd[masks[j]].mean())
-                                       for d, nd in zip(diffs + [diff], [np.abs(base[1] - base[0])] * len(levels))]
+                    region[k, :, j] = [d[j][masks[j]].mean() / rest[masks[j]].mean()
+                                       for d in [*diffs, diff]]
             diffs.append(diff)
             ratio[k, li] = diff.mean((1, 2)) / noise
     print("signal/nuisance (mean |AU frame - neutral| / mean |neutral t+1 - neutral t|), "

@@ -181,7 +181,7 @@ def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Seque
         sel = np.flatnonzero(t.parts == part)[::stride]
         if len(sel) == 0:
             raise DeepFNError(f"{corpus_dir}/{s}.npz: subject {s} has no {PARTS[part]} frames "
-                              "(T1-T5 train, T6 val, T7-T8 test); regenerate the corpus")
+                              "(deepfn.au.protocol.frame_parts); regenerate the corpus")
         xs.append(t.images[torch.from_numpy(sel)])
         ys.append(t.occurrence[sel][:, cols])
         ps.append(np.full(len(sel), s))
