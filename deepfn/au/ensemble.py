@@ -313,7 +313,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
     ``compute`` gives the device (default: the CPU); its precision is the jobs' own.
     """
     # the trainer imports the settings (pydantic): only this job-level entry point needs it
-    from deepfn.au.metrics import participant_rows
+    from deepfn.au.metrics import participant_rows, positive_rate
     from deepfn.au.protocol import TEST, TRAIN, VAL
     from deepfn.au.trainer import JobResult, SubjectCache, part_tensors
 
@@ -340,7 +340,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
             ps.append(p)
         return torch.cat(rs), np.concatenate(ys), np.concatenate(ps)
 
-    specs, no_pos, tests_rows = [], [], []
+    specs, no_pos, tests_rows, train_rates = [], [], [], []
     for j in jobs:
         cfg = j.config
         tr, y, _ = rows_of(j, j.train, TRAIN, cfg.train_stride)
@@ -349,6 +349,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
                                cfg.epochs, cfg.batch_size, cfg.lr, cfg.beta1, cfg.beta2,
                                cfg.weight_decay, cfg.threshold))
         no_pos.append([f"AU{a:02d}" for a in np.asarray(j.aus)[(y == 1).sum(0) == 0]])
+        train_rates.append(positive_rate(y))
         tests_rows.append([(g, *rows_of(j, subjects, TEST)) for g, subjects in j.tests])
     frames = bank.tensor(compute.device)
     fit = fit_ensemble(frames, specs, n_aus, compute)
@@ -365,7 +366,8 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
         for g, r, yt, pt in tests_rows[k]:
             p = probs[k][start:start + len(r)]
             start += len(r)
-            tests[g] = participant_rows(pt, yt, p, au_names, j.config.threshold)
+            tests[g] = participant_rows(pt, yt, p, au_names, j.config.threshold,
+                                        train_rate=train_rates[k])
         out.append(JobResult(j.key, fit.train_loss[k], fit.val_f1[k], fit.best_epoch[k], tests,
                              no_pos[k], len(specs[k].train_rows) * j.config.epochs, seconds))
     return out

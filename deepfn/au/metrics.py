@@ -9,6 +9,16 @@ Conventions (pinned by ``tests/au/test_metrics.py`` against scikit-learn):
 * an AU with no coded frames at all has NaN metrics and is skipped by every mean;
 * a participant's score is the mean over AUs of ``(F1 + accuracy) / 2``; a condition's
   ``test/score`` is the mean over its test participants (each participant weighs the same).
+
+Reference classifiers (:data:`REFERENCES`, expected values on the same test frames, so a reader
+sees how far a model is above trivial; ``reference/<name>/<metric>`` in :func:`summarize_rows`):
+
+* ``absent``: predicts "absent" everywhere (F1 0, accuracy = 1 - prevalence);
+* ``random``: predicts "present" at random with the model's *training* prevalence ``q`` of the
+  AU (prevalence-matched): F1 = 2pq / (p + q), accuracy = pq + (1 - p)(1 - q), with ``p`` the
+  test prevalence (F1 as the ratio of the expected counts);
+* ``majority``: predicts the training data's majority label (``q > 0.5``) everywhere -- for a
+  person-dependent model the subject's own majority label.
 """
 
 from __future__ import annotations
@@ -18,10 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["F1_ZERO_DIVISION", "AUMetrics", "au_metrics", "validation_f1", "participant_rows",
-           "summarize_rows"]
+__all__ = ["F1_ZERO_DIVISION", "REFERENCES", "AUMetrics", "au_metrics", "validation_f1",
+           "positive_rate", "reference_metrics", "participant_rows", "summarize_rows"]
 
 F1_ZERO_DIVISION = 0.0
+REFERENCES: tuple[str, ...] = ("absent", "random", "majority")
+_METRICS = ("score", "f1", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -68,23 +80,57 @@ def validation_f1(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5)
     return float(m.f1[has_pos].mean()) if has_pos.any() else float("nan")
 
 
+def positive_rate(labels: np.ndarray) -> np.ndarray:
+    """Per AU column the fraction of coded frames (label >= 0) that are positive (NaN: none)."""
+    labels = np.asarray(labels)
+    n = (labels >= 0).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, (labels == 1).sum(0) / np.maximum(n, 1), np.nan)
+
+
+def reference_metrics(p: np.ndarray, q: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Expected F1 and accuracy of the :data:`REFERENCES` per AU, for test prevalence ``p`` and
+    training prevalence ``q`` (arrays of the same shape; NaN ``q`` -> ``q = p``)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.where(np.isnan(np.asarray(q, dtype=np.float64)), p, q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        random_f1 = np.where(p + q > 0, 2 * p * q / (p + q), F1_ZERO_DIVISION)
+        majority_f1 = np.where(q > 0.5, 2 * p / (1 + p), F1_ZERO_DIVISION)
+    return {"absent": {"f1": np.zeros_like(p), "accuracy": 1 - p},
+            "random": {"f1": random_f1, "accuracy": p * q + (1 - p) * (1 - q)},
+            "majority": {"f1": majority_f1, "accuracy": np.where(q > 0.5, p, 1 - p)}}
+
+
 def participant_rows(participants: np.ndarray, labels: np.ndarray, probs: np.ndarray,
-                     au_names: Sequence[str], threshold: float = 0.5) -> list[dict]:
-    """The per-participant x AU table: rows {participant, au, f1, accuracy, score, n_frames}.
+                     au_names: Sequence[str], threshold: float = 0.5,
+                     train_rate: np.ndarray | None = None) -> list[dict]:
+    """The per-participant x AU table: rows {participant, au, f1, accuracy, score, n_frames,
+    n_positive, <reference>_f1, <reference>_accuracy}.
 
     ``participants`` (N,) holds each frame's subject id; AUs without coded frames are left out.
+    ``train_rate`` (A,): the model's training prevalence per AU (:func:`positive_rate` of its
+    training labels) for the ``random`` and ``majority`` references; None -> the participant's
+    own test prevalence.
     """
     participants = np.asarray(participants)
+    q = np.full(len(au_names), np.nan) if train_rate is None else np.asarray(train_rate)
     rows: list[dict] = []
     for p in dict.fromkeys(participants.tolist()):  # first-seen order, stable
         sel = participants == p
         m = au_metrics(labels[sel], probs[sel], threshold)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prev = m.n_positive / np.maximum(m.n_frames, 1)
+        ref = reference_metrics(prev, q)
         for j, au in enumerate(au_names):
             if m.n_frames[j] == 0:
                 continue
-            rows.append({"participant": str(p), "au": au, "f1": float(m.f1[j]),
-                         "accuracy": float(m.accuracy[j]), "score": float(m.score[j]),
-                         "n_frames": int(m.n_frames[j])})
+            row = {"participant": str(p), "au": au, "f1": float(m.f1[j]),
+                   "accuracy": float(m.accuracy[j]), "score": float(m.score[j]),
+                   "n_frames": int(m.n_frames[j]), "n_positive": int(m.n_positive[j])}
+            for name, vals in ref.items():
+                row[f"{name}_f1"] = float(vals["f1"][j])
+                row[f"{name}_accuracy"] = float(vals["accuracy"][j])
+            rows.append(row)
     return rows
 
 
@@ -93,24 +139,35 @@ def summarize_rows(rows: Sequence[dict]) -> dict[str, float]:
 
     ``test/score|f1|accuracy``: mean over participants of their mean over AUs;
     ``test/<AU>/<metric>``: mean over participants of that AU;
-    ``participant/<id>/<metric>``: that participant's mean over AUs.
+    ``participant/<id>/<metric>``: that participant's mean over AUs;
+    ``reference/<name>/<metric>``: the same mean as ``test/<metric>`` for each reference
+    classifier (:data:`REFERENCES`), when the rows carry them.
     """
     out: dict[str, float] = {}
     if not rows:
         return out
-    metrics = ("score", "f1", "accuracy")
     by_p: dict[str, list[dict]] = {}
     by_au: dict[str, list[dict]] = {}
     for r in rows:
         by_p.setdefault(r["participant"], []).append(r)
         by_au.setdefault(r["au"], []).append(r)
-    per_p = {p: {k: float(np.mean([r[k] for r in rs])) for k in metrics} for p, rs in by_p.items()}
-    for k in metrics:
+    per_p = {p: {k: float(np.mean([r[k] for r in rs])) for k in _METRICS}
+             for p, rs in by_p.items()}
+    for k in _METRICS:
         out[f"test/{k}"] = float(np.mean([v[k] for v in per_p.values()]))
     for au, rs in by_au.items():
-        for k in metrics:
+        for k in _METRICS:
             out[f"test/{au}/{k}"] = float(np.mean([r[k] for r in rs]))
     for p, v in per_p.items():
-        for k in metrics:
+        for k in _METRICS:
             out[f"participant/{p}/{k}"] = v[k]
+    for name in REFERENCES:
+        if f"{name}_f1" not in rows[0]:
+            continue
+        f1 = [float(np.mean([r[f"{name}_f1"] for r in rs])) for rs in by_p.values()]
+        acc = [float(np.mean([r[f"{name}_accuracy"] for r in rs])) for rs in by_p.values()]
+        out[f"reference/{name}/f1"] = float(np.mean(f1))
+        out[f"reference/{name}/accuracy"] = float(np.mean(acc))
+        out[f"reference/{name}/score"] = (out[f"reference/{name}/f1"]
+                                          + out[f"reference/{name}/accuracy"]) / 2
     return out

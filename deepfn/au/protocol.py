@@ -9,9 +9,11 @@ See ``docs/protocol.md`` for the rules in prose.
 * **subjects**: per split and repetition ``r`` the split seed is ``hash(seed, split, r)``; each
   group of the split draws ``n_train`` train, ``n_val`` val and keeps the rest (``>= min_test``)
   for test.
-* **frames**: each subject's frames are cut by sequence -- tasks T1-T5 train, T6 val, T7-T8 test;
-  any other layout (a DISFA-like single video) is ordered in time and cut into 8 contiguous
-  equal blocks used the same way.  Never random frames (neighbouring frames would leak).
+* **frames**: each recording segment (a BP4D task ``T1``..``T8``, or one eighth of any other
+  sequence, e.g. a DISFA video) is ordered in time and cut into 8 contiguous blocks: blocks 1-5
+  train, 6 validation, 7-8 test.  So every part holds a stretch of every task (and its AUs),
+  and test frames never touch train frames.  Never random frames (neighbours would leak).
+  Sequences named ``train`` / ``val`` / ``test`` are that part as a whole (explicit layouts).
 """
 
 from __future__ import annotations
@@ -29,40 +31,60 @@ from deepfn.data.corpus import AUS, DISFA_AUS, skin_group
 from deepfn.errors import DeepFNError
 
 __all__ = [
-    "PARTS", "TRAIN", "VAL", "TEST", "N_BLOCKS", "frame_parts", "split_aus", "group_pools",
-    "check_pools", "split_seed", "GroupSplit", "Split", "draw_split", "Evaluation", "ModelPlan",
-    "plan_models",
+    "PARTS", "TRAIN", "VAL", "TEST", "N_BLOCKS", "segment_parts", "frame_parts", "split_aus",
+    "group_pools", "check_pools", "split_seed", "GroupSplit", "Split", "draw_split", "Evaluation",
+    "ModelPlan", "plan_models",
 ]
 
 TRAIN, VAL, TEST = 0, 1, 2
 PARTS: tuple[str, ...] = ("train", "val", "test")
 N_BLOCKS = 8
-# Block (task) index 0..7 -> part: T1-T5 train, T6 validation, T7-T8 test.
+# Block index 0..7 within a segment -> part: blocks 1-5 train, 6 validation, 7-8 test.
 BLOCK_PART = np.array([TRAIN] * 5 + [VAL] + [TEST] * 2, dtype=np.int8)
-_TASK = re.compile(r"^T([1-8])$")
+# Where a segment of n frames is cut: train = [0, 5n/8), val = [5n/8, 6n/8), test = the rest.
+_CUTS = (5, 6)
+_TASK = re.compile(r"^T[0-9]+$")
+_EXPLICIT = {name: part for part, name in enumerate(PARTS)}
 
 
 def _natural(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
+def segment_parts(n: int) -> np.ndarray:
+    """Parts (int8, (n,)) of a segment of ``n`` frames in time order: the first 5/8 train, the
+    next 1/8 validation, the last 2/8 test; from 3 frames on, every part gets at least one."""
+    c1, c2 = (n * c // N_BLOCKS for c in _CUTS)
+    if n >= 3:
+        c2 = min(max(c2, 2), n - 1)
+        c1 = min(max(c1, 1), c2 - 1)
+    out = np.full(n, TEST, dtype=np.int8)
+    out[:c1], out[c1:c2] = TRAIN, VAL
+    return out
+
+
 def frame_parts(sequence: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """Part (TRAIN/VAL/TEST, int8) of each frame of one subject, shape (N,).
 
-    BP4D-like subjects (every sequence named ``T1``..``T8``): by task.  Otherwise the frames are
-    ordered by (sequence, frame) and cut into 8 contiguous blocks of (nearly) equal size.
+    Each sequence is ordered by ``frame`` and cut into segments -- one per BP4D task (``T<k>``),
+    8 equal ones for any other sequence (a DISFA video: its stimulus clips) -- and each segment
+    into parts by :func:`segment_parts`.  A sequence named ``train``, ``val`` or ``test`` is that
+    part as a whole.
     """
     sequence = np.asarray(sequence).astype(str)
-    n = len(sequence)
-    names = sorted(set(sequence.tolist()), key=_natural)
-    if names and all(_TASK.match(s) for s in names):
-        block = np.array([int(s[1:]) - 1 for s in sequence.tolist()], dtype=np.int64)
-        return BLOCK_PART[block]
-    rank = {s: i for i, s in enumerate(names)}
-    order = np.lexsort((np.asarray(frame), np.array([rank[s] for s in sequence.tolist()])))
-    block = np.empty(n, dtype=np.int64)
-    block[order] = np.arange(n) * N_BLOCKS // max(n, 1)
-    return BLOCK_PART[block]
+    frame = np.asarray(frame)
+    parts = np.empty(len(sequence), dtype=np.int8)
+    for name in sorted(set(sequence.tolist()), key=_natural):
+        idx = np.flatnonzero(sequence == name)
+        if name in _EXPLICIT:
+            parts[idx] = _EXPLICIT[name]
+            continue
+        idx = idx[np.argsort(frame[idx], kind="stable")]
+        n_seg = 1 if _TASK.match(name) else N_BLOCKS
+        bounds = np.arange(n_seg + 1) * len(idx) // n_seg
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            parts[idx[a:b]] = segment_parts(int(b - a))
+    return parts
 
 
 def split_aus(group: str) -> tuple[int, ...]:

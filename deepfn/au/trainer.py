@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from deepfn.au.lenet import LeNet5, masked_bce_with_logits
-from deepfn.au.metrics import participant_rows, validation_f1
+from deepfn.au.metrics import participant_rows, positive_rate, validation_f1
 from deepfn.au.protocol import PARTS, TEST, TRAIN, VAL, frame_parts
 from deepfn.compute.device import Compute
 from deepfn.config.settings import ExperimentsSettings
@@ -218,7 +218,7 @@ def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Seque
         sel = np.flatnonzero(t.parts == part)[::stride]
         if len(sel) == 0:
             raise DeepFNError(f"{corpus_dir}/{s}.npz: subject {s} has no {PARTS[part]} frames "
-                              "(T1-T5 train, T6 val, T7-T8 test); regenerate the corpus")
+                              "(deepfn.au.protocol.frame_parts); regenerate the corpus")
         xs.append(t.images[torch.from_numpy(sel)])
         ys.append(t.occurrence[sel][:, cols])
         ps.append(np.full(len(sel), s))
@@ -320,6 +320,7 @@ def train_job(job: TrainJob, cache: SubjectCache | None = None) -> JobResult:
     for test_group, subjects in job.tests:
         xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus, cache=cache)
         probs = predict(res.model, xt.to(cfg.compute.device), cfg.compute)
-        tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold)
+        tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold,
+                                             train_rate=positive_rate(y_np))
     return JobResult(job.key, res.train_loss, res.val_f1, res.best_epoch, tests, no_pos,
                      len(x) * cfg.epochs, time.perf_counter() - t0)

@@ -17,13 +17,14 @@ from deepfn.stats.tables import (
     CONDITIONS,
     FINDING_TESTS,
     FINDINGS,
+    REFERENCE_LABELS,
     SPLIT_LABELS,
     SPLITS,
     Analysis,
 )
 
 __all__ = ["fmt_pct", "fmt_p", "fmt_p_eq", "table5_markdown", "tests_markdown", "findings_text",
-           "report_markdown", "PAPER_TEST"]
+           "references_markdown", "per_au_f1_markdown", "report_markdown", "PAPER_TEST"]
 
 PAPER_TEST = ("two-sample Student's t-test (equal variances; `scipy.stats.ttest_ind(..., "
               "equal_var=True)`), two-sided, on participant observations")
@@ -97,6 +98,63 @@ def table5_markdown(table: pd.DataFrame, correction: str) -> str:
              if r["note"]]
     if notes:
         out += ["", "Notes:", *notes]
+    return "\n".join(out) + "\n"
+
+
+def references_markdown(refs: pd.DataFrame | None) -> str:
+    """The models beside trivial classifiers on the same test frames (original data)."""
+    if refs is None or refs.empty:
+        return ("No reference metrics in these runs (logged by the experiments stage as "
+                "`reference/<name>/<metric>`; rerun it).\n")
+    rows = []
+    for (split, ev), g in refs.groupby(["split", "evaluation"], sort=False):
+        for _, r in g.iterrows():
+            if r["what"] == "majority" and not (split == "person" and ev == "dependent"):
+                continue  # the subject's majority label: person-dependent only
+            what = ("**model**" if r["what"] == "model" else
+                    "majority label of the subject" if r["what"] == "majority"
+                    else REFERENCE_LABELS[r["what"]])
+            rows.append([SPLIT_LABELS[split], ev, what, fmt_pct(r["score"]), fmt_pct(r["f1"]),
+                         fmt_pct(r["accuracy"]), int(r["n_runs"])])
+    return ("Original data, mean over runs (%). References are expected values on each run's "
+            "own test frames: *all-absent* predicts no AU; *random* predicts each AU present at "
+            "random with the AU's prevalence in the model's training frames; the *majority "
+            "label of the subject* (person-dependent) predicts, per AU, the label most frequent "
+            "in the subject's own training frames.\n\n"
+            + _md(["Split", "Evaluation", "Classifier", "Score", "F1", "Accuracy", "Runs"], rows)
+            + "\n")
+
+
+def per_au_f1_markdown(table: pd.DataFrame | None) -> str:
+    """One table per split: rows = conditions, columns = AUs, cells = F1 % mean ± SD."""
+    if table is None or table.empty:
+        return "No per-AU metrics in these runs.\n"
+    out = ["Test F1 (%) per AU, mean ± SD over repetitions (each repetition: the mean of its "
+           "runs of that condition). Paper scores are (F1 + accuracy) / 2; this is the F1 "
+           "alone, the field's usual per-AU figure.", ""]
+    for split in SPLITS:
+        t = table[table["split"] == split]
+        if t.empty:
+            continue
+        aus = sorted(t["au"].unique())
+        rows = []
+        for cond in CONDITIONS:
+            c = t[t["condition"] == cond].set_index("au")
+            if c.empty:
+                continue
+            cells = []
+            for au in aus:
+                if au not in c.index:
+                    cells.append("n/a")
+                    continue
+                m, sd = c.loc[au, "mean"], c.loc[au, "sd"]
+                cells.append(fmt_pct(m) + ("" if not np.isfinite(sd) else f" ± {sd:.1f}"))
+            mean = c["mean"].mean()
+            rows.append([CONDITION_LABELS[cond], *cells, fmt_pct(mean),
+                         int(c["n_repetitions"].max())])
+        out += [f"**{SPLIT_LABELS[split]}**", "",
+                _md(["Condition", *[a.replace("AU0", "AU") for a in aus], "mean", "reps"],
+                    rows), ""]
     return "\n".join(out) + "\n"
 
 
@@ -206,6 +264,8 @@ def report_markdown(a: Analysis, tables: RunTables, *, figures: Sequence[str],
                     f"`{key}` values and are pooled; select one with the manifest or a filter.",
                     ""]
     out += ["## Table 5: paper vs ours", "", table5_markdown(a.table5, a.correction),
+            "## How far above trivial", "", references_markdown(a.references),
+            "## Per-AU F1", "", per_au_f1_markdown(a.per_au_f1),
             "## Findings", "", *[p + "\n" for p in findings_text(a)],
             "## Figures", ""]
     captions = {"table5_bars.png": "The four conditions per split (paper values as diamonds).",

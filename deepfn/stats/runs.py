@@ -50,7 +50,11 @@ _PARTICIPANT = re.compile(r"^participant/(?P<key>[^/]+)/(?P<metric>score|f1|accu
 _AU = re.compile(r"^test/(?P<key>AU\d{2})/(?P<metric>score|f1|accuracy)$")
 _RUN_METRICS = {"test/score": "test_score", "test/f1": "test_f1",
                 "test/accuracy": "test_accuracy", "best_epoch": "best_epoch",
-                "n_aus_without_positives": "n_aus_without_positives"}
+                "n_aus_without_positives": "n_aus_without_positives",
+                # the reference classifiers on the same test frames (deepfn.au.metrics)
+                **{f"reference/{ref}/{m}": f"ref_{ref}_{m}"
+                   for ref in ("absent", "random", "majority")
+                   for m in ("score", "f1", "accuracy")}}
 
 
 def display_uri(uri: str) -> str:

@@ -95,7 +95,8 @@ def run_stats(settings: Settings, *, manifest: str | Path | None,
     """
     s = settings.stats
     tables = fetch_runs(uri or settings.tracking.uri, manifest, filter, max_results=max_results)
-    a = analyse(tables.participants, tables.per_au, alpha=s.alpha, correction=s.correction)
+    a = analyse(tables.participants, tables.per_au, alpha=s.alpha, correction=s.correction,
+                runs=tables.runs)
     man = tables.manifest
     data_version = ",".join(tables.distinct("data_version")) or (
         man.data_version if man and man.data_version else "unknown")

@@ -27,7 +27,8 @@ __all__ = [
     "SPLITS", "CONDITIONS", "CONDITION_LABELS", "SPLIT_LABELS", "PAPER_TABLE5", "TESTS",
     "FINDINGS", "FINDING_TESTS", "TestSpec", "with_conditions", "cell_summary", "run_tests",
     "findings", "table5", "gap_is_significant", "combination_summary", "per_au_summary",
-    "group_label", "headline_metrics", "plot_frames", "Analysis", "analyse",
+    "group_label", "headline_metrics", "plot_frames", "REFERENCE_LABELS", "reference_summary",
+    "per_au_f1", "Analysis", "analyse",
 ]
 
 SPLITS = ("person", "gender", "skin", "dataset")
@@ -271,6 +272,57 @@ def per_au_summary(per_au: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
                                        "ci_high"])
 
 
+REFERENCE_LABELS = {"absent": "all-absent", "random": "random (training prevalence)",
+                    "majority": "majority label of the training data"}
+
+
+def reference_summary(runs: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFrame:
+    """Per split and evaluation (original data): the models' score and F1 beside the reference
+    classifiers' on the same test frames (``ref_<name>_<metric>`` run metrics), all in %, mean
+    over runs.  ``majority`` is the subject's own majority label for person-dependent models."""
+    cols = ["split", "evaluation", "what", "score", "f1", "accuracy", "n_runs"]
+    if runs.empty or "ref_absent_score" not in runs:
+        return pd.DataFrame(columns=cols)
+    obs = with_conditions(participants)
+    obs = obs[obs["normalization"] == "original"]
+    r = runs[runs["normalization"] == "original"]
+    rows = []
+    for split in SPLITS:
+        for ev in ("dependent", "independent"):
+            g = r[(r["group"] == split) & (r["evaluation"] == ev)]
+            o = obs[(obs["split"] == split) & (obs["evaluation"] == ev)]
+            if g.empty:
+                continue
+            rows.append({"split": split, "evaluation": ev, "what": "model",
+                         **{m: o[m].mean() for m in ("score", "f1", "accuracy")},
+                         "n_runs": len(g)})
+            for ref in REFERENCE_LABELS:
+                vals = {m: 100.0 * pd.to_numeric(g[f"ref_{ref}_{m}"], errors="coerce").mean()
+                        for m in ("score", "f1", "accuracy")}
+                rows.append({"split": split, "evaluation": ev, "what": ref, **vals,
+                             "n_runs": len(g)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def per_au_f1(per_au: pd.DataFrame) -> pd.DataFrame:
+    """Per split, condition and AU: F1 (%) as mean ± SD over repetitions (each repetition the
+    mean of its runs of that condition; the field's per-AU convention)."""
+    cols = ["split", "condition", "au", "mean", "sd", "n_repetitions"]
+    if per_au.empty or "f1" not in per_au:
+        return pd.DataFrame(columns=cols)
+    obs = with_conditions(per_au).dropna(subset=["condition", "f1"])
+    if obs.empty:
+        return pd.DataFrame(columns=cols)
+    by_rep = obs.groupby(["split", "condition", "au", "repetition"])["f1"].mean().reset_index()
+    out = by_rep.groupby(["split", "condition", "au"])["f1"].agg(
+        mean="mean", sd=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan,
+        n_repetitions="count").reset_index()
+    order = {c: i for i, c in enumerate(CONDITIONS)}
+    out["_s"] = out["split"].map({s: i for i, s in enumerate(SPLITS)})
+    out["_c"] = out["condition"].map(order)
+    return out.sort_values(["_s", "_c", "au"])[cols].reset_index(drop=True)
+
+
 def _num(x: object) -> float | None:
     """JSON-safe number (NaN -> None), 6 significant digits (tiny p-values stay non-zero)."""
     v = float(x)  # type: ignore[arg-type]
@@ -316,14 +368,19 @@ class Analysis:
     per_au: pd.DataFrame
     alpha: float
     correction: str
+    references: pd.DataFrame | None = None  # reference_summary (None: no runs table given)
+    per_au_f1: pd.DataFrame | None = None  # per_au_f1
 
 
 def analyse(participants: pd.DataFrame, per_au: pd.DataFrame, *, alpha: float = 0.05,
-            correction: str = "holm") -> Analysis:
-    """Cells, the test family, Table 5 with findings, Figs. 4-7 summaries; CIs at 1 - alpha."""
+            correction: str = "holm", runs: pd.DataFrame | None = None) -> Analysis:
+    """Cells, the test family, Table 5 with findings, Figs. 4-7 summaries; CIs at 1 - alpha;
+    with ``runs`` the reference rows; per-AU F1 over repetitions."""
     cells = cell_summary(participants, 1 - alpha)
     tests = run_tests(participants, alpha=alpha, correction=correction)
     return Analysis(cells=cells, tests=tests, table5=table5(cells, tests, alpha),
                     combinations=combination_summary(participants, 1 - alpha),
                     per_au=per_au_summary(per_au, 1 - alpha), alpha=alpha,
-                    correction=correction)
+                    correction=correction,
+                    references=None if runs is None else reference_summary(runs, participants),
+                    per_au_f1=per_au_f1(per_au))

@@ -124,14 +124,15 @@ def _parts(d: SubjectData) -> np.ndarray:
 
 def _view_subject(d: SubjectData, parts: np.ndarray,
                   images: np.ndarray | None = None) -> SubjectData:
-    """Train frames -> T1, validation frames -> T6 and again as T7 (the scored part); the
+    """Train frames -> ``train``, validation frames -> ``val`` and again as ``test`` (the scored
+    part; explicit part sequences, :func:`deepfn.au.protocol.frame_parts`); the
     test frames are dropped.  ``parts`` are the protocol parts of ``d``'s frames."""
     from deepfn.au.protocol import TRAIN, VAL
 
     imgs = d.images if images is None else images
     tr, va = np.flatnonzero(parts == TRAIN), np.flatnonzero(parts == VAL)
     idx = np.concatenate([tr, va, va])
-    seq = np.array(["T1"] * len(tr) + ["T6"] * len(va) + ["T7"] * len(va))
+    seq = np.array(["train"] * len(tr) + ["val"] * len(va) + ["test"] * len(va))
     return SubjectData(d.subject, imgs[idx], d.occurrence[idx], d.intensity[idx], seq,
                        np.arange(len(idx), dtype=np.int32))
 

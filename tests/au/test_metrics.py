@@ -80,3 +80,44 @@ def test_participant_table_and_summary() -> None:
     au01 = [r["f1"] for r in rows if r["au"] == "AU01"]
     assert out["test/AU01/f1"] == pytest.approx(np.mean(au01))
     assert summarize_rows([]) == {}
+
+
+def test_reference_classifiers_match_their_simulation() -> None:
+    """Expected F1/accuracy of the references against many simulated random classifiers."""
+    from deepfn.au.metrics import reference_metrics
+
+    rng = np.random.default_rng(0)
+    n, p, q = 4000, 0.2, 0.35
+    y = (rng.random(n) < p).astype(int)
+    ref = reference_metrics(np.array([y.mean()]), np.array([q]))
+    sims = [(f1_score(y, rng.random(n) < q), accuracy_score(y, rng.random(n) < q))
+            for _ in range(200)]
+    assert ref["random"]["f1"][0] == pytest.approx(np.mean([s[0] for s in sims]), abs=0.005)
+    assert ref["random"]["accuracy"][0] == pytest.approx(np.mean([s[1] for s in sims]), abs=0.005)
+    assert ref["absent"]["f1"][0] == 0.0
+    assert ref["absent"]["accuracy"][0] == pytest.approx(1 - y.mean())
+    assert ref["majority"]["accuracy"][0] == pytest.approx(1 - y.mean())  # q < 0.5: absent
+    maj = reference_metrics(np.array([y.mean()]), np.array([0.7]))["majority"]
+    assert maj["f1"][0] == pytest.approx(f1_score(y, np.ones(n)))
+    assert maj["accuracy"][0] == pytest.approx(y.mean())
+
+
+def test_participant_rows_carry_references_and_summaries_average_them() -> None:
+    from deepfn.au.metrics import positive_rate
+
+    labels = np.array([[1, 0], [0, 0], [0, 1], [1, -1]])
+    probs = np.array([[0.9, 0.1], [0.2, 0.1], [0.1, 0.8], [0.7, 0.5]])
+    parts = np.array(["A", "A", "B", "B"])
+    rate = positive_rate(np.array([[1, 0], [1, 1], [0, 0], [1, -1]]))
+    assert rate.tolist() == [0.75, pytest.approx(1 / 3)]
+    rows = participant_rows(parts, labels, probs, ["AU01", "AU02"], train_rate=rate)
+    a01 = next(r for r in rows if r["participant"] == "A" and r["au"] == "AU01")
+    assert a01["n_positive"] == 1 and a01["absent_accuracy"] == 0.5
+    assert a01["majority_f1"] == pytest.approx(2 * 0.5 / 1.5)  # train majority: present
+    out = summarize_rows(rows)
+    per_p = {p: np.mean([r["absent_accuracy"] for r in rows if r["participant"] == p])
+             for p in "AB"}
+    assert out["reference/absent/accuracy"] == pytest.approx(np.mean(list(per_p.values())))
+    assert out["reference/absent/f1"] == 0.0
+    assert out["reference/random/score"] == pytest.approx(
+        (out["reference/random/f1"] + out["reference/random/accuracy"]) / 2)

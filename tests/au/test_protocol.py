@@ -13,6 +13,7 @@ from deepfn.au.protocol import (
     frame_parts,
     group_pools,
     plan_models,
+    segment_parts,
     split_seed,
 )
 from deepfn.data.corpus import DISFA_AUS, read_subjects
@@ -26,19 +27,38 @@ def subjects(corpora):
     return read_subjects(corpora["original"] / "subjects.csv")
 
 
-def test_bp4d_tasks_map_to_parts() -> None:
-    seq = np.array(["T8", "T1", "T6", "T5", "T7", "T2", "T3", "T4"])
-    parts = frame_parts(seq, np.zeros(8, dtype=int))
-    assert parts.tolist() == [TEST, TRAIN, VAL, TRAIN, TEST, TRAIN, TRAIN, TRAIN]
+def test_each_task_is_cut_by_time_into_all_three_parts() -> None:
+    per = 8
+    seq = np.repeat(["T8", "T1", "T6", "T5", "T7", "T2", "T3", "T4"], per)
+    rng = np.random.default_rng(0)
+    frame = np.concatenate([rng.permutation(per) for _ in range(8)])  # file order != time
+    parts = frame_parts(seq, frame)
+    for task in np.unique(seq):
+        sel = seq == task
+        by_time = parts[sel][np.argsort(frame[sel])]
+        assert by_time.tolist() == [TRAIN] * 5 + [VAL] + [TEST] * 2, task
 
 
-def test_single_video_is_cut_into_eight_contiguous_blocks() -> None:
-    n = 80
+@pytest.mark.parametrize("n, counts", [(3, [1, 1, 1]), (4, [2, 1, 1]), (6, [3, 1, 2]),
+                                       (30, [18, 4, 8]), (120, [75, 15, 30])])
+def test_segment_parts_are_contiguous_and_never_empty(n: int, counts: list[int]) -> None:
+    parts = segment_parts(n)
+    assert np.bincount(parts, minlength=3).tolist() == counts
+    assert (np.diff(parts) >= 0).all()  # train, then validation, then test
+
+
+def test_single_video_is_cut_into_eight_segments_of_eight_blocks() -> None:
+    n = 128
     rng = np.random.default_rng(0)
     order = rng.permutation(n)  # file order need not be time order
     parts = frame_parts(np.array(["V1"] * n), order)
     by_time = parts[np.argsort(order)]
-    assert by_time.tolist() == [TRAIN] * 50 + [VAL] * 10 + [TEST] * 20
+    assert by_time.tolist() == ([TRAIN] * 10 + [VAL] * 2 + [TEST] * 4) * 8
+
+
+def test_explicit_part_sequences() -> None:
+    seq = np.array(["train", "val", "test", "train"])
+    assert frame_parts(seq, np.arange(4)).tolist() == [TRAIN, VAL, TEST, TRAIN]
 
 
 def test_pools_exclude_template_and_follow_the_paper(subjects) -> None:

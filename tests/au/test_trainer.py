@@ -37,16 +37,16 @@ def _job(corpora, key: str = "j", seed: int = 3, aus=AUS, **cfg) -> TrainJob:
 
 def test_parts_are_the_protocol_parts(corpora) -> None:
     x, y, who = part_tensors(str(corpora["original"]), ("F001", "SN001"), 0, DISFA_AUS)
-    # 5 of 8 tasks (T1-T5) of 4 frames; 5 of 8 blocks of the 32-frame DISFA video
-    assert x.shape == (40, 1, 32, 32) and y.shape == (40, 5)
+    # the first 2 of 4 frames of each of 8 tasks; of each eighth of the 32-frame DISFA video
+    assert x.shape == (32, 1, 32, 32) and y.shape == (32, 5)
     # standardized per image: zero mean, unit variance
-    assert torch.allclose(x.mean(dim=(2, 3)), torch.zeros(40, 1), atol=1e-4)
-    assert torch.allclose(x.std(dim=(2, 3)), torch.ones(40, 1), atol=1e-3)
-    assert (who == "F001").sum() == 20 and (who == "SN001").sum() == 20
+    assert torch.allclose(x.mean(dim=(2, 3)), torch.zeros(32, 1), atol=1e-4)
+    assert torch.allclose(x.std(dim=(2, 3)), torch.ones(32, 1), atol=1e-3)
+    assert (who == "F001").sum() == 16 and (who == "SN001").sum() == 16
     # match_frames: every 2nd train frame of each subject, the same frames as the full set's
     x2, y2, who2 = part_tensors(str(corpora["original"]), ("F001", "SN001"), 0, DISFA_AUS, 2)
-    assert x2.shape == (20, 1, 32, 32) and (who2 == "F001").sum() == 10
-    assert torch.equal(x2[:10], x[:20:2]) and (y2[:10] == y[:20:2]).all()
+    assert x2.shape == (16, 1, 32, 32) and (who2 == "F001").sum() == 8
+    assert torch.equal(x2[:8], x[:16:2]) and (y2[:8] == y[:16:2]).all()
 
 
 def test_au_without_positive_training_labels_is_reported(corpora) -> None:

@@ -117,6 +117,38 @@ def test_base_rates_and_expressivity():
     assert np.corrcoef(meta.expressivity, activity)[0, 1] > 0.3
 
 
+@pytest.mark.parametrize("frames", [6, 30])
+def test_every_au_occurs_in_every_part_of_every_subject(frames: int) -> None:
+    """The default roster (params.yaml: F001-F010, M001-M010, SN001-SN010), labels only: every
+    coded AU has positives in every subject's train, validation and test part."""
+    from deepfn.au.protocol import PARTS, frame_parts
+    from deepfn.data.synth.generate import plan_subject
+
+    ids = ([f"F{i:03d}" for i in range(1, 11)] + [f"M{i:03d}" for i in range(1, 11)]
+           + [f"SN{i:03d}" for i in range(1, 11)])
+    meta = roster_metadata(ids, seed=0)
+    for sid, row in meta.iterrows():
+        plan = plan_subject(row, seed=0, frames_per_sequence=frames)
+        occ, _ = code_labels(plan.intensity, plan.dataset)
+        parts = frame_parts(plan.sequence, plan.frame)
+        coded = (occ >= 0).all(0)
+        for k, name in enumerate(PARTS):
+            pos = (occ[parts == k] == 1).sum(0)
+            missing = [f"AU{a:02d}" for a, c, n in zip(AUS, coded, pos, strict=True)
+                       if c and n == 0]
+            assert not missing, (sid, name, missing)
+
+
+def test_cover_parts_only_adds_activity():
+    meta = roster_metadata(["F001"], seed=3)
+    row = meta.iloc[0]
+    kw = {"expressivity": float(row.expressivity)}
+    raw, seq, frame = subject_intensities("bp4d", 30, rng=subject_rng(3, "F001", "behavior"),
+                                          cover=False, **kw)
+    covered, _, _ = subject_intensities("bp4d", 30, rng=subject_rng(3, "F001", "behavior"), **kw)
+    assert (covered >= raw - 1e-12).all() and covered.max() <= 5.0
+
+
 # --- corpus ---------------------------------------------------------------------------------
 
 

@@ -43,6 +43,10 @@ _TEST_OFFSET = {"F": 0.015, "M": -0.015, "darker": 0.015, "lighter": -0.015, "bp
                 "disfa": 0.0}
 
 
+# Reference classifiers (F1, accuracy) at a typical AU prevalence of 0.25.
+_REFERENCES = {"absent": (0.0, 0.75), "random": (0.25, 0.625), "majority": (0.0, 0.75)}
+
+
 def _metrics(prefix: str, score: float, spread: float) -> dict[str, float]:
     """score = mean(F1, accuracy): F1 below it, accuracy above it."""
     return {f"{prefix}/score": score, f"{prefix}/f1": score - spread,
@@ -64,6 +68,9 @@ def log_model_run(c, experiment: str, *, tags: Mapping[str, str],
         values.update(_metrics(f"test/{au}", float(score), 0.1))
     if participants:
         values.update(_metrics("test", float(np.mean(list(participants.values()))), 0.1))
+    for ref, (f1, acc) in _REFERENCES.items():  # what the stage logs (deepfn.au.metrics)
+        values.update({f"reference/{ref}/f1": f1, f"reference/{ref}/accuracy": acc,
+                       f"reference/{ref}/score": (f1 + acc) / 2})
     values.update({"best_epoch": float(max(epochs - 1, 0)), "n_aus_without_positives": 0.0})
     metrics = [Metric(k, v, now, 0) for k, v in values.items()]
     metrics += [Metric(name, 1.0 / (e + 1), now, e) for e in range(epochs)

@@ -65,6 +65,21 @@ def test_report_states_findings_test_and_provenance(stage: Path) -> None:
     assert "| Person | 55.0 |" in (stage / "reports" / "table5.md").read_text()
 
 
+def test_report_has_reference_rows_and_per_au_f1(stage: Path) -> None:
+    text = (stage / "reports" / "report.md").read_text()
+    refs = text.split("## How far above trivial")[1].split("## Per-AU F1")[0]
+    # the synthetic store logs F1 0 / accuracy 75 % for all-absent, 25 / 62.5 for random
+    assert "| Person | dependent | all-absent | 37.5 | 0.0 | 75.0 |" in refs
+    assert "| Person | independent | random (training prevalence) | 43.8 | 25.0 | 62.5 |" in refs
+    assert "majority label of the subject" in refs
+    assert refs.count("majority") == 2  # person-dependent only (+ the legend)
+    for split in ("Person", "Gender", "Skin type", "Dataset"):
+        assert f"| {split} | independent | **model** |" in refs
+    per_au = text.split("## Per-AU F1")[1].split("## Findings")[0]
+    assert "**Person**" in per_au and "| Condition | AU1 | AU2 |" in per_au
+    assert "| DeepFN dependent |" in per_au
+
+
 def test_csvs_and_metrics(stage: Path) -> None:
     reports = stage / "reports"
     t5 = pd.read_csv(reports / "table5.csv")

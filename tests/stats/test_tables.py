@@ -137,3 +137,21 @@ def test_all_nan_participants_table_is_fine() -> None:
     a = analyse(empty, empty.rename(columns={"participant": "au"}))
     assert (a.table5[[f"finding_{x}" for x in "abcd"]] == "n/a").all().all()
     assert np.isnan(a.table5["gap"]).all()
+
+
+def test_per_au_f1_is_mean_and_sd_over_repetitions() -> None:
+    from deepfn.stats.tables import per_au_f1
+
+    def row(rep: int, run: str, f1: float, ev: str = "dependent") -> dict[str, object]:
+        return {"run_id": run, "group": "person", "evaluation": ev, "train_group": "self",
+                "test_group": "self", "normalization": "original", "repetition": rep,
+                "split_seed": 1, "au": "AU01", "score": f1, "f1": f1, "accuracy": f1}
+
+    # repetition 0: two dependent runs (mean 0.3); repetition 1: one run (0.5)
+    df = pd.DataFrame([row(0, "a", 0.2), row(0, "b", 0.4), row(1, "c", 0.5),
+                       row(0, "d", 0.1, "independent")])
+    t = per_au_f1(df).set_index(["condition", "au"])
+    assert t.at[("dependent", "AU01"), "mean"] == pytest.approx(40.0)
+    assert t.at[("dependent", "AU01"), "sd"] == pytest.approx(np.std([30.0, 50.0], ddof=1))
+    assert t.at[("dependent", "AU01"), "n_repetitions"] == 2
+    assert np.isnan(t.at[("independent", "AU01"), "sd"])  # one repetition: no SD

@@ -99,7 +99,7 @@ def test_validation_view_holds_no_test_frame_and_no_test_only_subject(tmp_path, 
             tr_va = src.images[keep]
             # every view frame is one of the subject's train/validation frames
             assert all((tr_va == img).all(axis=(1, 2)).any() for img in got.images)
-            assert set(got.sequence) <= {"T1", "T6", "T7"}
+            assert set(got.sequence) <= {"train", "val", "test"}
             assert not any((src.images[~keep] == img).all(axis=(1, 2)).any()
                            for img in got.images)
     finally:

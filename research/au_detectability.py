@@ -1,0 +1,187 @@
+"""Question: how well does a person-independent (and a person-dependent) LeNet-5 detect AUs on
+the synthetic corpus, as a function of frames per task, epochs and the generator/protocol?
+
+Synthesizes a reduced BP4D-like roster (cached under --work), preprocesses it to 64x64
+(equalized, as the pipeline does) and trains LeNet-5s directly through the library
+(deepfn.au.trainer.fit on deepfn.au.protocol's parts), one torch thread.  Test F1 is the mean over
+test participants of the mean over the AUs that have positives in that participant's test part
+(and, in brackets, the stage's convention: every AU counts, 0 without positives).
+
+    PYTHONPATH=. .venv/bin/python research/au_detectability.py --frames 30 --epochs 15 --reps 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepfn.au.metrics import au_metrics
+from deepfn.au.protocol import TEST, TRAIN, VAL, draw_split, frame_parts
+from deepfn.au.trainer import TrainConfig, fit, part_tensors, predict
+from deepfn.config.settings import ExperimentsSettings, PreprocessSettings
+from deepfn.data.corpus import AUS
+from deepfn.data.preprocess import preprocess_corpus
+from deepfn.data.synth import synthesize_corpus
+
+ROSTER = [f"F{i:03d}" for i in range(1, 7)] + [f"M{i:03d}" for i in range(1, 7)]
+
+
+def corpus(work: Path, frames: int, seed: int, tag: str) -> str:
+    raw, pre = work / f"raw_{tag}_f{frames}_s{seed}", work / f"pre_{tag}_f{frames}_s{seed}"
+    if not (pre / "clf" / "manifest.json").exists():
+        t0 = time.perf_counter()
+        synthesize_corpus(raw, ROSTER, seed=seed, frames_per_sequence=frames, progress=False)
+        t1 = time.perf_counter()
+        preprocess_corpus(raw, pre, PreprocessSettings(ae_size=32, clf_size=64), progress=False)
+        print(f"corpus {tag} f{frames}: synth {t1 - t0:.1f} s, preprocess "
+              f"{time.perf_counter() - t1:.1f} s ({len(ROSTER)} subjects)", flush=True)
+    return str(pre / "clf")
+
+
+def relabel(cdir: str, min_level: int) -> str:
+    """A copy of the corpus whose occurrence is intensity level >= ``min_level`` (same images)."""
+    from deepfn.data.corpus import SubjectData, read_subject, write_subject
+
+    out = Path(f"{cdir}_L{min_level}")
+    if not out.exists():
+        out.mkdir()
+        for f in Path(cdir).glob("*.npz"):
+            d = read_subject(cdir, f.stem)
+            occ = np.where(d.intensity < 0, -1, d.intensity >= min_level).astype(np.int8)
+            write_subject(out, SubjectData(d.subject, d.images, occ, d.intensity, d.sequence,
+                                           d.frame))
+    return str(out)
+
+
+def test_blocks(cdir: str, subjects) -> np.ndarray:
+    """Block (7 or 8, within its task) of each test frame, in part_tensors' order."""
+    from deepfn.data.corpus import read_subject
+
+    out = []
+    for s in subjects:
+        d = read_subject(cdir, s)
+        parts = frame_parts(d.sequence, d.frame)
+        f = int(d.frame.max()) + 1
+        out.append(np.where(d.frame[parts == TEST] >= 7 * f // 8, 8, 7))
+    return np.concatenate(out)
+
+
+def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr: float, block=None):
+    x, y, p = part_tensors(cdir, subjects, TEST, AUS)
+    probs = predict(model, x, bf16)
+    if block is not None:  # only the test frames of one block (7: next to val; 8: the last)
+        keep = test_blocks(cdir, subjects) == block
+        y, p, probs = y[keep], p[keep], probs[keep]
+    pos_f1, all_f1, per_au = [], [], np.full((len(subjects), len(AUS)), np.nan)
+    for k, s in enumerate(subjects):
+        m = au_metrics(y[p == s], probs[p == s], thr)
+        has = m.n_positive > 0
+        pos_f1.append(m.f1[has].mean())
+        all_f1.append(m.f1.mean())
+        per_au[k, has] = m.f1[has]
+    return float(np.mean(pos_f1)), float(np.mean(all_f1)), per_au
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--dependent", action="store_true")
+    ap.add_argument("--block", type=int, default=None, choices=(7, 8),
+                    help="score only the test frames of block 7 (next to the validation block) "
+                         "or 8 (two blocks from any train frame)")
+    ap.add_argument("--tag", default="cur", help="label of the generator version (cache key)")
+    ap.add_argument("--work", default="/tmp/au15")
+    ap.add_argument("--balanced", action="store_true",
+                    help="probe: BCE with pos_weight = negatives / positives of the train frames "
+                         "(patched into the trainer for this process only)")
+    ap.add_argument("--min-level", type=int, default=1,
+                    help="recode occurrence as intensity level >= this (BP4D-like: 1)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.balanced:
+        from torch.nn import functional as F
+
+        import deepfn.au.trainer as trainer_mod
+
+        weight: dict[str, torch.Tensor] = {}
+
+        def weighted(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            mask = labels >= 0
+            loss = F.binary_cross_entropy_with_logits(
+                logits.float(), labels.clamp(min=0).float(), reduction="none",
+                pos_weight=weight["w"])
+            return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+        trainer_mod.masked_bce_with_logits = weighted
+    cdir = corpus(Path(args.work), args.frames, args.seed, args.tag)
+    if args.min_level != 1:
+        cdir = relabel(cdir, args.min_level)
+    exp = ExperimentsSettings(n_train=4, n_val=2, min_test=1, seed=args.seed)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr)
+    cfg_dep = TrainConfig(epochs=args.epochs * exp.n_train, batch_size=args.batch, lr=args.lr)
+    res = {"args": vars(args), "independent": [], "dependent": []}
+    ind_au, dep_au = [], []
+    for r in range(args.reps):
+        split = draw_split({"others": ROSTER}, "person", r, exp).groups["others"]
+        x, y, _ = part_tensors(cdir, split.train, TRAIN, AUS)
+        xv, yv, _ = part_tensors(cdir, split.val, VAL, AUS)
+        if args.balanced:
+            pos = (y == 1).sum(0).clip(1)
+            weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10), dtype=torch.float32)
+        t0 = time.perf_counter()
+        fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg, seed=r)
+        dt = time.perf_counter() - t0
+        f1p, f1a, pau = per_participant_f1(cdir, split.test, fr.model, True, cfg.threshold,
+                                            args.block)
+        ind_au.append(pau)
+        res["independent"].append({"rep": r, "f1_pos": f1p, "f1_all": f1a, "seconds": dt,
+                                   "train_frames": len(x), "best_epoch": fr.best_epoch,
+                                   "img_s": len(x) * cfg.epochs / dt})
+        print(f"rep {r} independent: test F1 {f1p:.3f} ({f1a:.3f}) best epoch "
+              f"{fr.best_epoch}/{cfg.epochs}, {len(x)} frames, {dt:.1f} s", flush=True)
+        if args.dependent:
+            for s in split.test[:3]:
+                x, y, _ = part_tensors(cdir, (s,), TRAIN, AUS)
+                xv, yv, _ = part_tensors(cdir, (s,), VAL, AUS)
+                if args.balanced:
+                    pos = (y == 1).sum(0).clip(1)
+                    weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10),
+                                               dtype=torch.float32)
+                t0 = time.perf_counter()
+                fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg_dep,
+                         seed=r)
+                dt = time.perf_counter() - t0
+                f1p, f1a, pau = per_participant_f1(cdir, (s,), fr.model, True, cfg.threshold,
+                                                    args.block)
+                dep_au.append(pau)
+                res["dependent"].append({"rep": r, "subject": s, "f1_pos": f1p, "f1_all": f1a,
+                                         "seconds": dt, "best_epoch": fr.best_epoch})
+                print(f"rep {r} dependent {s}: test F1 {f1p:.3f} ({f1a:.3f}) best epoch "
+                      f"{fr.best_epoch}/{cfg_dep.epochs}, {dt:.1f} s", flush=True)
+    for name, rows, au in (("independent", res["independent"], ind_au),
+                           ("dependent", res["dependent"], dep_au)):
+        if rows:
+            per_au = np.nanmean(np.concatenate(au), 0)
+            res[f"{name}_per_au"] = {f"AU{a:02d}": round(float(v), 3)
+                                     for a, v in zip(AUS, per_au, strict=True)}
+            print(f"{name}: mean test F1 {np.mean([r['f1_pos'] for r in rows]):.3f} "
+                  f"(all-AU {np.mean([r['f1_all'] for r in rows]):.3f}); per AU "
+                  + " ".join(f"{a}:{v:.2f}" for a, v in zip(AUS, per_au, strict=False)))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
