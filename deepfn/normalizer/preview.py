@@ -47,14 +47,15 @@ def reconstruct(model: DeepFNAutoencoder, frames: np.ndarray, decoder: str,
                 batch_size: int = 256, source: str = "subject") -> np.ndarray:
     """uint8 (N, S, S) -> uint8 (N, S, S): ``D(E(x))`` with ``decoder`` 'subject'/'template'
     (fp32, eval mode, ``batch_size`` frames at a time) of ``source``'s frames (the subject's, or
-    'template' for the template's own)."""
+    'template' for the template's own), on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     out = np.empty_like(frames)
     for i in range(0, len(frames), batch_size):
-        x = frames_to_tensor(frames[i:i + batch_size])
+        x = frames_to_tensor(frames[i:i + batch_size]).to(device)
         y = model(x, decoder=decoder, source=source)
         out[i:i + batch_size] = y[:, 0].float().mul_(255.0).round_().clamp_(0, 255).to(
-            torch.uint8).numpy()
+            torch.uint8).cpu().numpy()
     return out
 
 

@@ -183,9 +183,15 @@ def _audit(plans: Sequence[Any]) -> dict[str, list[str]]:
 
 
 class _Views:
-    """Temporary validation views, removed by :meth:`close`."""
+    """Temporary validation views, removed by :meth:`close`; ``device``: ``compute.device``
+    resolved once for every trial."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        from deepfn.compute.device import resolve_compute
+
+        compute = resolve_compute(settings.compute.device)
+        compute.configure()
+        self.device = str(compute.device)
         self.root = Path(tempfile.mkdtemp(prefix="deepfn-tune-"))
 
     def close(self) -> None:
@@ -198,7 +204,7 @@ class ClassifierObjective(_Views):
     def __init__(self, settings: Settings, data: TuneData, splits: int = 2) -> None:
         from deepfn.au.trainer import SubjectCache
 
-        super().__init__()
+        super().__init__(settings)
         self.settings = settings
         self.cache = SubjectCache()  # the views' subjects, read once for every trial
         norms = ["original"]
@@ -221,7 +227,7 @@ class ClassifierObjective(_Views):
         cfg = ClassifierTrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                                     beta1=p["beta1"], beta2=exp.beta2,
                                     weight_decay=p["weight_decay"], threshold=exp.threshold,
-                                    precision=exp.precision)
+                                    precision=exp.precision, device=self.device)
         scores: list[float] = []
         for step, plan in enumerate(self.plans):
             scores.append(_val_score(plan, self.views[plan.normalization], cfg, self.cache))
@@ -235,7 +241,7 @@ class NormalizerObjective(_Views):
     """Tune ``normalize.{lr,warp_strength,iterations,width}`` and the warm start (docstring)."""
 
     def __init__(self, settings: Settings, data: TuneData) -> None:
-        super().__init__()
+        super().__init__(settings)
         from deepfn.normalizer.jobs import read_template
 
         self.settings = settings
@@ -278,7 +284,8 @@ class NormalizerObjective(_Views):
             seed = seed_for(norm.seed, "pretrain")
             base = set_faces(init_model(arch, seed, norm.init), template=template)
             fit_normalizer(base, template, None,
-                           NormalizerTrainConfig.from_settings(norm, p["pretrain_iterations"]),
+                           NormalizerTrainConfig.from_settings(norm, p["pretrain_iterations"],
+                                                               device=self.device),
                            torch.Generator().manual_seed(seed))
             base.copy_template_decoder_to_subject()
         view = self.root / f"trial-{trial.number}"
@@ -290,7 +297,8 @@ class NormalizerObjective(_Views):
                     init_model(arch, seed, norm.init), template=template)
                 x = frames_to_tensor(d.images)
                 set_trainable(set_faces(model, subject=x), norm.finetune)
-                fit_normalizer(model, template, x, NormalizerTrainConfig.from_settings(norm),
+                fit_normalizer(model, template, x,
+                               NormalizerTrainConfig.from_settings(norm, device=self.device),
                                torch.Generator().manual_seed(seed))
                 rec = reconstruct(model, d.images, "subject")
                 errors.append(float(np.abs(rec.astype(np.float32) - d.images).mean() / 255.0))
@@ -298,7 +306,8 @@ class NormalizerObjective(_Views):
                 write_subject(view, _view_subject(d, parts, normalized))
                 rep.report(step, -float(np.mean(errors)), name="neg_reconstruction_l1")
             write_subjects(view / "subjects.csv", self.table)
-            score = _val_score(self.plan, view, ClassifierTrainConfig.from_settings(s.experiments))
+            score = _val_score(self.plan, view, ClassifierTrainConfig.from_settings(
+                s.experiments, device=self.device))
         finally:
             shutil.rmtree(view, ignore_errors=True)
         rep.metric("val_score", score)
