@@ -31,11 +31,11 @@ from deepfn.data.corpus import (
 )
 from deepfn.data.preprocess import equalize_resize
 from deepfn.errors import DeepFNError
-from deepfn.normalizer.checkpoint import load_model
+from deepfn.normalizer.checkpoint import content_hash, load_model
 from deepfn.normalizer.diagnostics import GroupAverages, ProbeSet, fig2_group_averages, summarize
 from deepfn.normalizer.model import DeepFNAutoencoder
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
-from deepfn.utils.io import atomic_dir, sha256_file, write_json
+from deepfn.utils.io import atomic_dir, write_json
 
 __all__ = ["normalize_frames", "resize_frames", "run_transfer"]
 
@@ -77,6 +77,7 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
     clf = settings.preprocess.clf_size
     groups, probes = GroupAverages(clf), ProbeSet()
     templates: set[str] = set()
+    weights: dict[str, str] = {}  # subject -> content hash of its normalizer
     examples: list[tuple[np.ndarray, np.ndarray]] = []
     with atomic_dir(out_dir) as tmp, Progress(disable=not progress) as bar:
         task = bar.add_task("transfer", total=len(subjects))
@@ -86,6 +87,7 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
                 raise DeepFNError(f"{paths[sid]}: holds the normalizer of "
                                   f"{meta.get('subject')!r}, not {sid}; rerun dvc repro normalize")
             templates.add(str(meta.get("template_subject")))
+            weights[sid] = content_hash(model)
             data = read_subject(data_dir, sid)
             if data.images.shape[-1] != model.cfg.size:
                 raise DeepFNError(f"{data_dir}/{sid}.npz: frames are {data.images.shape[-1]}px, "
@@ -108,7 +110,7 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
         template = templates.pop()
         write_manifest(tmp, source="deepfn", image_size=clf, subjects=subjects, extra={
             "template_subject": template,
-            "normalizers": {s: sha256_file(p) for s, p in paths.items()}})
+            "normalizers": weights})
     metrics = {"n_subjects": len(subjects), "template_subject": template, "image_size": clf,
                **summarize(probes, len(subjects)), "group_gap": groups.gaps(),
                "group_subjects": dict(groups.subjects)}
@@ -126,10 +128,11 @@ def _log_run(settings, data_dir: Path, metrics: dict[str, Any], files: list[Path
     import mlflow
 
     from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, start_run
+    from deepfn.tracking.provenance import fingerprint_tags
 
     tags = {**common_tags(stage="transfer", profile=settings.profile,
                           data_version=data_version(data_dir)),
-            "template_subject": metrics["template_subject"]}
+            "template_subject": metrics["template_subject"], **fingerprint_tags("transfer")}
     params = flatten_params({"profile": settings.profile,
                              "preprocess": settings.preprocess.model_dump(),
                              "transfer": settings.transfer.model_dump()})

@@ -57,7 +57,7 @@ def test_manifest_lists_every_run(stage) -> None:
     assert m["experiment"] == "deepfn-au" and m["tracking_uri"] == stage["uri"]
     assert "+" in m["data_version"] and m["template"] == TEMPLATE
     assert m["counts"]["models"] == N_MODELS and m["counts"]["runs"] == N_RUNS
-    assert m["counts"]["runs_logged"] == N_RUNS and m["counts"]["runs_skipped"] == 0
+    assert "runs_logged" not in m["counts"]  # the file depends on the plan and its runs only
     assert m["counts"]["conditions"]["person/dependent/self->self/deepfn"] == 5
     keys = {"run_id", "run_key", "group", "evaluation", "train_group", "test_group",
             "normalization", "repetition", "split_seed"}
