@@ -36,7 +36,7 @@ from deepfn.errors import DeepFNError
 __all__ = [
     "TAG_CODE_FINGERPRINT", "PACKAGES", "RESULT", "NEUTRAL", "UNKEYED", "STAGE_SECTIONS",
     "project_root", "stage_entrypoint", "stage_modules", "code_fingerprint", "result_settings",
-    "key_parts", "fingerprint_tags",
+    "key_parts", "fingerprint_tags", "classification_problems",
 ]
 
 TAG_CODE_FINGERPRINT = "code_fingerprint"
@@ -83,6 +83,43 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "normalize": ("preprocess", "normalize"),
     "experiments": ("experiments",),
 }
+
+
+def classification_problems(settings_model: Any = None) -> list[str]:
+    """One line per settings field (or section) classified nowhere, twice, or not a field.
+
+    ``settings_model``: the pydantic model of all sections (default
+    :class:`deepfn.config.settings.Settings`); an empty list means every field is classified.
+    """
+    if settings_model is None:
+        from deepfn.config.settings import Settings as settings_model
+    problems = []
+    top = settings_model.model_fields
+    for name in sorted(set(RESULT) | set(NEUTRAL) | set(UNKEYED)):
+        if name not in top:
+            problems.append(f"{name}: classified in deepfn/tracking/provenance.py but not a "
+                            "settings section or field; remove it there")
+    for name, info in top.items():
+        keyed = name in RESULT or name in NEUTRAL
+        if keyed and name in UNKEYED:
+            problems.append(f"{name}: both keyed (RESULT/NEUTRAL) and UNKEYED; pick one")
+        if not keyed:
+            if name not in UNKEYED:
+                problems.append(f"{name}: settings section in no run key and not in UNKEYED; "
+                                "add it to RESULT and NEUTRAL, or to UNKEYED with the reason")
+            continue
+        fields = set(info.annotation.model_fields)
+        result, neutral = RESULT.get(name, frozenset()), NEUTRAL.get(name, frozenset())
+        for f in sorted(fields - result - neutral):
+            problems.append(f"{name}.{f}: unclassified setting; add it to RESULT['{name}'] (it "
+                            f"can change a number) or NEUTRAL['{name}'] (it cannot) in "
+                            "deepfn/tracking/provenance.py")
+        for f in sorted(result & neutral):
+            problems.append(f"{name}.{f}: in both RESULT and NEUTRAL; keep one")
+        for f in sorted((result | neutral) - fields):
+            problems.append(f"{name}.{f}: classified but not a field of the {name} section; "
+                            "remove it from deepfn/tracking/provenance.py")
+    return problems
 
 
 def result_settings(settings: Any, *sections: str) -> dict[str, dict[str, Any]]:
