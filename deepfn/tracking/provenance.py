@@ -140,13 +140,9 @@ def project_root() -> Path:
 
 
 def stage_entrypoint(stage: str, root: Path | None = None) -> Path:
-    """``<root>/pipelines/<stage>.py``; a one-line error when there is no such stage."""
-    root = root or project_root()
-    path = root / "pipelines" / f"{stage}.py"
-    if not path.is_file():
-        raise DeepFNError(f"{path}: no entrypoint for stage {stage!r}; run from a deepfn "
-                          "checkout (the stage entrypoints live in pipelines/)")
-    return path
+    """``<root>/pipelines/<stage>.py`` (it may not exist: an installed package has no
+    ``pipelines/``; see :func:`stage_modules`)."""
+    return (root or project_root()) / "pipelines" / f"{stage}.py"
 
 
 def _module_file(root: Path, name: str) -> Path | None:
@@ -216,9 +212,17 @@ def _walk(entry: Path, root: Path) -> tuple[str, ...]:
 
 
 def stage_modules(stage: str, root: Path | None = None) -> tuple[str, ...]:
-    """Relative paths (sorted) of ``pipelines/<stage>.py`` and every project module it reaches."""
+    """Relative paths (sorted) of ``pipelines/<stage>.py`` and every project module it reaches.
+
+    Without ``pipelines/<stage>.py`` (deepfn installed as a package, run through its CLI) every
+    module of the package: more than the stage runs, never less.
+    """
     root = (root or project_root()).resolve()
-    return _walk(stage_entrypoint(stage, root), root)
+    entry = stage_entrypoint(stage, root)
+    if not entry.is_file():
+        return tuple(sorted(p.relative_to(root).as_posix()
+                            for p in (root / "deepfn").rglob("*.py")))
+    return _walk(entry, root)
 
 
 @cache

@@ -119,6 +119,9 @@ def test_fingerprint_follows_the_files_a_stage_reaches(tmp_path: Path) -> None:
     assert code_fingerprint("toy", edited) != fp
     assert code_fingerprint("toy", unreached) == fp
     assert code_fingerprint("toy", reverted) == fp
+    # no pipelines/<stage>.py (an installed package): every module of the package
+    assert stage_modules("other", a) == ("deepfn/__init__.py", "deepfn/a/__init__.py",
+                                         "deepfn/a/core.py", "deepfn/b.py", "deepfn/c.py")
 
 
 # ------------------------------------------------------------------------------ dvc.yaml code deps
