@@ -1,7 +1,7 @@
 """The ``pretrain`` and ``normalize`` stages: load data, train, write the model, log to MLflow.
 
-    python pipelines/pretrain.py  --template data/template --out models/pretrained.pt
-    python pipelines/normalize.py --subject F001 --data data/preprocessed/ae \\
+    python -m pipelines.pretrain  --template data/template --out models/pretrained.pt
+    python -m pipelines.normalize --subject F001 --data data/preprocessed/ae \\
         --template data/template --pretrained models/pretrained.pt --out models/normalizers/F001.pt
 
 ``pretrain`` (warm start, beyond the paper, §6) trains E and D^y on the template alone for

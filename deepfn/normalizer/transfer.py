@@ -1,6 +1,6 @@
 """The ``transfer`` stage: every subject's frames through its own normalizer (Eq. 2).
 
-    python pipelines/transfer.py --data data/preprocessed/ae --models models/normalizers \\
+    python -m pipelines.transfer --data data/preprocessed/ae --models models/normalizers \\
         --out data/normalized --reports reports/normalization
 
 ``X^y = D^y(E(X))`` at the AE resolution, resized to ``preprocess.clf_size`` with the
