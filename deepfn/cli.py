@@ -106,7 +106,7 @@ def synthesize(
     """Build the raw corpus: synthetic FACS faces, or licensed BP4D/DISFA (synthesize.source).
 
     A licensed import must hold exactly synthesize.subjects (the roster dvc.yaml uses)."""
-    from deepfn.data.stage import SYNTHESIZE
+    from deepfn.data.synthesize import SYNTHESIZE
 
     over = {k: v for k, v in {"synthesize.seed": seed,
                               "synthesize.identity_strength": identity_strength}.items()
@@ -124,7 +124,7 @@ def preprocess(raw: Annotated[Path, typer.Option(help="raw corpus")] = Path("dat
                    "data/preprocessed"),
                params: Params = Path("params.yaml")) -> None:
     """Histogram-equalize and resize the corpus to the AE and classifier resolutions."""
-    from deepfn.data.stage import PREPROCESS
+    from deepfn.data.preprocess import PREPROCESS
 
     _stage(PREPROCESS, params, raw=raw, out=out)
 
@@ -136,7 +136,7 @@ def template(data: Annotated[Path, typer.Option(help="preprocessed AE-resolution
                  "data/template"),
              params: Params = Path("params.yaml")) -> None:
     """Pick the template subject by the paper's rule (§3.2)."""
-    from deepfn.data.stage import TEMPLATE
+    from deepfn.data.template import TEMPLATE
 
     _stage(TEMPLATE, params, data=data, out=out)
 
@@ -183,7 +183,7 @@ def transfer(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Normalize every subject through its own normalizer (Eq. 2) + identity/expression probes."""
-    from deepfn.normalizer.stage import TRANSFER
+    from deepfn.normalizer.transfer import TRANSFER
 
     _stage(TRANSFER, params, data=data, models=models, out=out, reports=reports)
 

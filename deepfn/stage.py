@@ -11,7 +11,7 @@ which does the same for every stage, in this order:
 2. prefix log lines with the stage name; torch on all cores with one inter-op thread (the
    stages that run torch);
 3. call ``run_<stage>(settings, paths...)`` of the subpackage that owns the stage (its
-   :class:`Stage`, e.g. ``deepfn.data.stage.PREPROCESS``), with rich progress bars when stdout
+   :class:`Stage`, e.g. ``deepfn.data.preprocess.PREPROCESS``), with rich progress bars when stdout
    is a terminal;
 4. print one summary line, ``<stage>: ...``, on stdout.
 
@@ -96,7 +96,7 @@ class Stage:
 
     ``call(settings, progress, **paths)`` runs ``run_<stage>`` and returns the summary line
     (without the ``<stage>: `` prefix).  Each subpackage defines its stages next to the code
-    they run (``deepfn/data/stage.py``: ``SYNTHESIZE`` ...), so a stage's entrypoint imports
+    they run (``deepfn/data/preprocess.py``: ``PREPROCESS`` ...), so a stage's entrypoint imports
     only what the stage runs (DVC's deps and the run keys follow the imports).
     """
 

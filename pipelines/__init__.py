@@ -1,0 +1,1 @@
+"""DVC stage entrypoints, one module per stage: ``python -m pipelines.<stage>`` (dvc.yaml)."""

@@ -2,7 +2,7 @@
 
     python pipelines/preprocess.py --raw data/raw --out data/preprocessed [--params params.yaml]
 
-Same as ``deepfn preprocess``: both run :func:`deepfn.data.stage.run_preprocess`.
+Same as ``deepfn preprocess``: both run :func:`deepfn.data.preprocess.run_preprocess`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfn.data.stage import PREPROCESS
+from deepfn.data.preprocess import PREPROCESS
 from deepfn.stage import run_stage, stage_parser
 
 

@@ -5,7 +5,7 @@
 ``synthesize.source: synthetic`` renders ``synthesize.subjects`` with the project's renderer;
 ``licensed`` imports ``bp4d_root``/``disfa_root`` (see docs/importers.md) and checks that the
 imported subjects are exactly ``synthesize.subjects`` (the roster DVC's per-subject stages use).
-Same as ``deepfn synthesize``: both run :func:`deepfn.data.stage.run_synthesize`.
+Same as ``deepfn synthesize``: both run :func:`deepfn.data.synthesize.run_synthesize`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfn.data.stage import SYNTHESIZE
+from deepfn.data.synthesize import SYNTHESIZE
 from deepfn.stage import run_stage, stage_parser
 
 

@@ -3,7 +3,7 @@
     python pipelines/template.py --data data/preprocessed/ae --out data/template \\
         [--params params.yaml]
 
-Same as ``deepfn template``: both run :func:`deepfn.data.stage.run_template`.
+Same as ``deepfn template``: both run :func:`deepfn.data.template.run_template`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfn.data.stage import TEMPLATE
+from deepfn.data.template import TEMPLATE
 from deepfn.stage import run_stage, stage_parser
 
 

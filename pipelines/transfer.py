@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfn.normalizer.stage import TRANSFER
+from deepfn.normalizer.transfer import TRANSFER
 from deepfn.stage import run_stage, stage_parser
 
 

@@ -1,15 +1,26 @@
 """The ``experiments`` stage: every condition of paper Table 5, on original and DeepFN data.
 
-    python pipelines/experiments.py --original data/preprocessed/clf \\
+    python -m pipelines.experiments --original data/preprocessed/clf \\
         --normalized data/normalized --template data/template/template.json \\
         --out results/experiments.json [--params params.yaml]
 
-Story of :func:`run_experiments`: read the template id and the subjects table; plan every model
-(:func:`deepfn.au.protocol.plan_models`, pools checked before any training); check both corpora
-hold every planned subject; compute each evaluation's ``run_key``; skip what MLflow already has
-FINISHED, mark stale RUNNING runs KILLED; train the rest with the configured strategy
-(:mod:`deepfn.au.strategies`) while this process logs each result as it arrives
-(:mod:`deepfn.au.runs`); write the manifest of all runs atomically.
+:func:`run_experiments` in five steps:
+
+1. :func:`plan` -- every model (:func:`deepfn.au.protocol.plan_models`, pools checked before any
+   training), both corpora checked to hold every planned subject, and each evaluation's
+   ``run_key``: the evaluation's fields, the corpora's content hashes and
+   :func:`deepfn.tracking.provenance.key_parts` (the stage's code fingerprint and every
+   ``experiments`` setting that can change a number).
+2. :func:`resume` -- what MLflow already has FINISHED under those keys (skipped), stale RUNNING
+   runs marked KILLED, the condition (parent) runs found or created.
+3. :func:`build_jobs` -- one training job per model with an unfinished evaluation, largest first,
+   and the strategy (:mod:`deepfn.au.strategies`) to run them.
+4. :func:`train_and_log` -- run the jobs while this process logs each result as it arrives
+   (:mod:`deepfn.au.runs`).
+5. :func:`write_manifest` -- every run of the plan, atomically.
+
+Unchanged code and settings find every run again (nothing trains); an edit to any module the
+stage runs keys new runs; reverting it finds the earlier ones.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +53,7 @@ from deepfn.au.runs import (
     kill_stale_runs,
     log_evaluation,
 )
-from deepfn.au.strategies import make_strategy
+from deepfn.au.strategies import Strategy, make_strategy
 from deepfn.au.trainer import (
     ClassifierTrainConfig,
     JobResult,
@@ -50,24 +61,18 @@ from deepfn.au.trainer import (
     count_train_frames,
     should_compile,
 )
+from deepfn.compute.device import resolve_compute
 from deepfn.config.settings import ExperimentsSettings, Settings
 from deepfn.data.corpus import data_version, read_manifest, read_subjects
 from deepfn.errors import DeepFNError
+from deepfn.tracking.provenance import fingerprint_tags, key_parts
 from deepfn.utils.io import write_json
 
-__all__ = ["run_experiments", "read_template", "RESULT_PARAMS", "result_params", "train_budget"]
+__all__ = ["run_experiments", "read_template", "train_budget", "plan", "resume", "build_jobs",
+           "train_and_log", "write_manifest", "Plan", "Store", "Jobs"]
 
 log = logging.getLogger(__name__)
-
-# The settings that change a run's numbers (and so its run_key).  Left out on purpose:
-# strategy/workers (results do not depend on them), repetitions/groups/normalizations (they
-# add or drop runs, never change one) and min_test (a check only).
-RESULT_PARAMS = ("epochs", "equal_steps", "match_frames", "batch_size", "lr", "beta1", "beta2",
-                 "weight_decay", "n_train", "n_val", "threshold", "precision", "seed")
-
-
-def result_params(exp: ExperimentsSettings) -> dict[str, Any]:
-    return {k: getattr(exp, k) for k in RESULT_PARAMS}
+STAGE = "experiments"
 
 
 def train_budget(exp: ExperimentsSettings, n_train_subjects: int) -> tuple[int, int]:
@@ -128,9 +133,51 @@ class _Model:
     run_keys: tuple[str, ...]  # one per plan.evaluations
 
 
-def _plan(exp: ExperimentsSettings, original: Path, normalized: Path, template: str,
-          template_json: Path) -> tuple[list[_Model], set[str], str]:
-    """Models with their keys, the subjects they use and the combined data version."""
+@dataclass(frozen=True)
+class Plan:
+    """Step 1: the models with their keys and what they read."""
+
+    models: list[_Model]
+    corpus: dict[str, str]  # normalization -> corpus directory
+    used: set[str]  # subjects any model trains, selects or tests on
+    data_version: str  # both corpora's content hashes
+    template: str
+    key: dict[str, Any]  # provenance.key_parts: code fingerprint + result settings
+
+    @property
+    def run_keys(self) -> set[str]:
+        return {k for m in self.models for k in m.run_keys}
+
+
+@dataclass
+class Store:
+    """Step 2: the MLflow side -- where runs go and which are already FINISHED."""
+
+    uri: str
+    client: Any  # mlflow.MlflowClient
+    exp_id: str
+    finished: dict[str, str]  # run_key -> run_id; grows as new runs are logged
+    parents: dict[str, str]  # condition -> parent run id
+    tags: dict[str, str]  # common tags of every run of this stage
+    params: dict[str, str]
+
+
+@dataclass
+class Jobs:
+    """Step 3: what is left to train and how."""
+
+    todo: list[_Model]
+    jobs: list[TrainJob]
+    strategy: Strategy
+    compiled: bool
+    counts: Counter[str] = field(default_factory=Counter)  # filled by train_and_log
+
+
+def plan(settings: Settings, original: Path, normalized: Path, template_json: Path,
+         device: str = "cpu") -> Plan:
+    """Plan every model and key its evaluations for ``device`` (no MLflow, no training)."""
+    exp = settings.experiments
+    template = read_template(template_json)
     subjects = read_subjects(original / "subjects.csv")
     if template not in subjects.index:
         raise DeepFNError(f"{template_json}: template subject {template} is not in "
@@ -140,11 +187,12 @@ def _plan(exp: ExperimentsSettings, original: Path, normalized: Path, template: 
             for s in ev.train_subjects + ev.val_subjects + ev.test_subjects}
     _check_corpora(original, normalized, used)
     dv = f"{data_version(original)}+{data_version(normalized)}"
-    rp = result_params(exp)
-    models = [_Model(p, tracking.run_key(model=p.name, data_version=dv, params=rp),
-                     tuple(tracking.run_key(**ev.fields(), data_version=dv, params=rp)
+    key = key_parts(settings, STAGE, device)
+    models = [_Model(p, tracking.run_key(model=p.name, data_version=dv, **key),
+                     tuple(tracking.run_key(**ev.fields(), data_version=dv, **key)
                            for ev in p.evaluations)) for p in plans]
-    return models, used, dv
+    return Plan(models, {"original": str(original), "deepfn": str(normalized)}, used, dv,
+                template, key)
 
 
 def _run_name(ev: Evaluation) -> str:
@@ -152,17 +200,100 @@ def _run_name(ev: Evaluation) -> str:
     return f"{ev.condition}/r{ev.repetition}" + (f"/{who}" if who else "")
 
 
-def _conditions(models: list[_Model], dv: str, exp: ExperimentsSettings
-                ) -> dict[str, dict[str, str]]:
+def _conditions(p: Plan) -> dict[str, dict[str, str]]:
     """Parent-run tags per condition name (with the condition's own ``run_key``)."""
     out: dict[str, dict[str, str]] = {}
-    for m in models:
+    for m in p.models:
         for ev in m.plan.evaluations:
             if ev.condition not in out:
-                key = tracking.run_key(condition=ev.condition, data_version=dv,
-                                       params=result_params(exp))
+                key = tracking.run_key(condition=ev.condition, data_version=p.data_version,
+                                       **p.key)
                 out[ev.condition] = {**condition_tags(ev), "run_key": key}
     return out
+
+
+def resume(p: Plan, settings: Settings, uri: str | None = None) -> Store:
+    """Find what is FINISHED, mark stale RUNNING runs KILLED, get the condition runs."""
+    uri = tracking.resolve_tracking_uri(uri or settings.tracking.uri)
+    c = tracking.client(uri)
+    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, uri)
+    kill_stale_runs(c, exp_id, p.run_keys)
+    finished = tracking.finished_runs_by_key(tracking.EXPERIMENT_AU, uri, "tags.kind = 'model'")
+    tags = {**tracking.common_tags(stage=STAGE, profile=settings.profile,
+                                   data_version=p.data_version), **fingerprint_tags(STAGE)}
+    params = tracking.flatten_params(settings.experiments.model_dump(), "experiments.")
+    parents = get_or_create_parents(c, exp_id, _conditions(p), tags, params)
+    return Store(uri, c, exp_id, finished, parents, tags, params)
+
+
+def build_jobs(p: Plan, store: Store, exp: ExperimentsSettings, device: str = "cpu") -> Jobs:
+    """One job per model with an unfinished evaluation, largest first (a shorter tail in a
+    pool; results do not depend on order), and the strategy that runs them on ``device``
+    (resolved ``compute.device``)."""
+    todo = [m for m in p.models if any(k not in store.finished for k in m.run_keys)]
+    frames = {(n, s): count_train_frames(d, s) for n, d in p.corpus.items() for s in p.used}
+    budget = {m.model_key: train_budget(exp, len(m.plan.train)) for m in todo}
+    images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
+                                                        for s in m.plan.train)
+              // budget[m.model_key][1] for m in todo}
+    strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()), device)
+    cfg = ClassifierTrainConfig.from_settings(
+        exp, compile=should_compile(sum(images.values()) / strategy.workers)
+        and strategy.name != "ensemble", device=device)
+    jobs = [TrainJob(m.model_key, p.corpus[m.plan.normalization], m.plan.train, m.plan.val,
+                     tuple((ev.test_group, ev.test_subjects) for ev in m.plan.evaluations),
+                     m.plan.aus, m.plan.seed, replace(cfg, epochs=budget[m.model_key][0],
+                                                          train_stride=budget[m.model_key][1]))
+            for m in sorted(todo, key=lambda m: -images[m.model_key])]
+    return Jobs(todo, jobs, strategy, cfg.compile)
+
+
+def train_and_log(store: Store, work: Jobs, *, progress: bool = True) -> Counter[str]:
+    """Train ``work``'s jobs; this process logs each result as it arrives (``store.finished``
+    grows).  The condition runs end FINISHED, or FAILED/KILLED with the error."""
+    by_key = {m.model_key: m for m in work.todo}
+    counts = work.counts
+    no_pos: Counter[str] = Counter()  # AU -> models without a positive training label for it
+    t0 = time.perf_counter()
+
+    def on_result(res: JobResult) -> None:
+        m = by_key[res.key]
+        for ev, key in zip(m.plan.evaluations, m.run_keys, strict=True):
+            if key not in store.finished:
+                tags = {**store.tags, "model_key": m.model_key, "run_key": key}
+                store.finished[key] = log_evaluation(
+                    store.client, store.exp_id, parent_id=store.parents[ev.condition],
+                    run_name=_run_name(ev), ev=ev, result=res, test_group=ev.test_group,
+                    tags=tags, params=store.params)
+                counts["runs_logged"] += 1
+        counts["models_trained"] += 1
+        counts["images"] += res.images
+        counts["models_without_positives"] += bool(res.aus_without_positives)
+        no_pos.update(res.aus_without_positives)
+        tick(counts["images"] / max(time.perf_counter() - t0, 1e-9))
+
+    try:
+        with _progress(progress and bool(work.jobs), work.strategy.name, len(work.jobs)) as tick:
+            work.strategy.run(work.jobs, on_result)
+    except BaseException as exc:
+        finish_parents(store.client, store.parents,
+                       "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    finish_parents(store.client, store.parents)
+    _log_summary(counts, no_pos, time.perf_counter() - t0, work)
+    return counts
+
+
+def _log_summary(counts: Counter[str], no_pos: Counter[str], seconds: float, work: Jobs) -> None:
+    if no_pos:
+        log.warning("%d model(s) had AUs without positive training labels (%s); their F1 is 0 "
+                    "unless never predicted -- see metric n_aus_without_positives",
+                    counts["models_without_positives"],
+                    ", ".join(f"{au} x{n}" for au, n in sorted(no_pos.items())))
+    if counts["images"]:
+        log.info("trained %d models, %d images in %.1f s (%.0f img/s, %s%s)",
+                 counts["models_trained"], counts["images"], seconds, counts["images"] / seconds,
+                 work.strategy.name, ", compiled" if work.compiled else "")
 
 
 @contextmanager
@@ -178,21 +309,30 @@ def _progress(enabled: bool, label: str, total: int) -> Iterator[Callable[[float
         yield lambda rate: bar.update(task, advance=1, rate=f"{rate:,.0f} img/s")
 
 
-def _manifest(models: list[_Model], finished: dict[str, str], **head: Any) -> dict:
-    """The manifest: ``head`` fields, one entry per run, counts per condition."""
+def write_manifest(out: str | Path, p: Plan, store: Store, counts: Counter[str]) -> dict:
+    """Write (atomically) the manifest -- one entry per run, counts per condition: a function of
+    the plan and its runs only, so finding the same runs again writes the same file -- and return
+    it with this call's counts added (``models_trained``, ``runs_logged``, ``runs_skipped``)."""
     runs = []
-    for m in models:
+    for m in p.models:
         for ev, key in zip(m.plan.evaluations, m.run_keys, strict=True):
-            if key not in finished:  # cannot happen unless the store changed under us
+            if key not in store.finished:  # cannot happen unless the store changed under us
                 raise DeepFNError(f"run {key} ({ev.condition}) was not logged; rerun the stage")
-            runs.append({"run_id": finished[key], "run_key": key, "group": ev.group,
+            runs.append({"run_id": store.finished[key], "run_key": key, "group": ev.group,
                          "evaluation": ev.evaluation, "train_group": ev.train_group,
                          "test_group": ev.test_group, "normalization": ev.normalization,
                          "repetition": ev.repetition, "split_seed": ev.split_seed})
-    conditions = Counter(ev.condition for m in models for ev in m.plan.evaluations)
-    counts = {"models": len(models), "runs": len(runs),
-              "conditions": dict(sorted(conditions.items()))}
-    return {"experiment": tracking.EXPERIMENT_AU, **head, "runs": runs, "counts": counts}
+    conditions = Counter(ev.condition for m in p.models for ev in m.plan.evaluations)
+    manifest = {
+        "experiment": tracking.EXPERIMENT_AU, "tracking_uri": store.uri,
+        "data_version": p.data_version, "template": p.template, "runs": runs,
+        "counts": {"models": len(p.models), "runs": len(runs),
+                   "conditions": dict(sorted(conditions.items()))}}
+    write_json(out, manifest)
+    return {**manifest, "counts": {**manifest["counts"],
+                                   "models_trained": counts["models_trained"],
+                                   "runs_logged": counts["runs_logged"],
+                                   "runs_skipped": len(runs) - counts["runs_logged"]}}
 
 
 def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir: str | Path,
@@ -203,82 +343,11 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
     With the ``process`` strategy workers are spawned: call this from a script guarded by
     ``if __name__ == "__main__":`` (as ``pipelines/experiments.py`` is).
     """
-    exp = settings.experiments
-    original, normalized = Path(original_dir), Path(normalized_dir)
-    template = read_template(template_json)
-    models, used, dv = _plan(exp, original, normalized, template, Path(template_json))
-
-    # -- MLflow: what is already done, stale runs, parent runs -------------------------------
-    uri = tracking.resolve_tracking_uri(uri or settings.tracking.uri)
-    c = tracking.client(uri)
-    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, uri)
-    kill_stale_runs(c, exp_id, {k for m in models for k in m.run_keys})
-    finished = tracking.finished_runs_by_key(tracking.EXPERIMENT_AU, uri, "tags.kind = 'model'")
-    todo = [m for m in models if any(k not in finished for k in m.run_keys)]
-    common = tracking.common_tags(stage="experiments", profile=settings.profile,
-                                  data_version=dv)
-    params = tracking.flatten_params(exp.model_dump(), "experiments.")
-    parents = get_or_create_parents(c, exp_id, _conditions(models, dv, exp), common, params)
-
-    # -- jobs: largest first (a shorter tail in the pool; results do not depend on order) -----
-    corpus = {"original": str(original), "deepfn": str(normalized)}
-    frames = {(n, s): count_train_frames(d, s) for n, d in corpus.items() for s in used}
-    budget = {m.model_key: train_budget(exp, len(m.plan.train)) for m in todo}
-    images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
-                                                        for s in m.plan.train)
-              // budget[m.model_key][1] for m in todo}
-    strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()))
-    cfg = ClassifierTrainConfig.from_settings(
-        exp, compile=should_compile(sum(images.values()) / strategy.workers))
-    jobs = [TrainJob(m.model_key, corpus[m.plan.normalization], m.plan.train, m.plan.val,
-                     tuple((ev.test_group, ev.test_subjects) for ev in m.plan.evaluations),
-                     m.plan.aus, m.plan.seed, replace(cfg, epochs=budget[m.model_key][0],
-                                                          train_stride=budget[m.model_key][1]))
-            for m in sorted(todo, key=lambda m: -images[m.model_key])]
-
-    # -- train; this process logs each result as it arrives ----------------------------------
-    by_key = {m.model_key: m for m in todo}
-    stats: Counter[str] = Counter()
-    no_pos: Counter[str] = Counter()  # AU -> models without a positive training label for it
-    t0 = time.perf_counter()
-
-    def on_result(res: JobResult) -> None:
-        m = by_key[res.key]
-        for ev, key in zip(m.plan.evaluations, m.run_keys, strict=True):
-            if key not in finished:
-                tags = {**common, "model_key": m.model_key, "run_key": key}
-                finished[key] = log_evaluation(
-                    c, exp_id, parent_id=parents[ev.condition], run_name=_run_name(ev), ev=ev,
-                    result=res, test_group=ev.test_group, tags=tags, params=params)
-                stats["runs_logged"] += 1
-        stats["models_trained"] += 1
-        stats["images"] += res.images
-        stats["models_without_positives"] += bool(res.aus_without_positives)
-        no_pos.update(res.aus_without_positives)
-        tick(stats["images"] / max(time.perf_counter() - t0, 1e-9))
-
-    try:
-        with _progress(progress and bool(jobs), strategy.name, len(jobs)) as tick:
-            strategy.run(jobs, on_result)
-    except BaseException as exc:
-        finish_parents(c, parents, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    finish_parents(c, parents)
-    seconds = time.perf_counter() - t0
-    if no_pos:
-        log.warning("%d model(s) had AUs without positive training labels (%s); their F1 is 0 "
-                    "unless never predicted -- see metric n_aus_without_positives",
-                    stats["models_without_positives"],
-                    ", ".join(f"{au} x{n}" for au, n in sorted(no_pos.items())))
-    if stats["images"]:
-        log.info("trained %d models, %d images in %.1f s (%.0f img/s, %s%s)",
-                 stats["models_trained"], stats["images"], seconds, stats["images"] / seconds,
-                 strategy.name, ", compiled" if cfg.compile else "")
-
-    manifest = _manifest(models, finished, tracking_uri=uri, data_version=dv,
-                         template=template)
-    manifest["counts"].update(models_trained=stats["models_trained"],
-                              runs_logged=stats["runs_logged"],
-                              runs_skipped=manifest["counts"]["runs"] - stats["runs_logged"])
-    write_json(out, manifest)
-    return manifest
+    compute = resolve_compute(settings.compute.device, settings.experiments.precision)
+    compute.configure()
+    device = str(compute.device)
+    p = plan(settings, Path(original_dir), Path(normalized_dir), Path(template_json), device)
+    store = resume(p, settings, uri)
+    work = build_jobs(p, store, settings.experiments, device)
+    counts = train_and_log(store, work, progress=progress)
+    return write_manifest(out, p, store, counts)

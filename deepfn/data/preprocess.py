@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import Progress
 
-from deepfn.config.settings import PreprocessSettings
+from deepfn.config.settings import PreprocessSettings, Settings
 from deepfn.data.corpus import (
     SubjectData,
     data_version,
@@ -27,9 +27,10 @@ from deepfn.data.corpus import (
     write_subjects,
 )
 from deepfn.errors import DeepFNError
+from deepfn.stage import Stage
 from deepfn.utils.io import atomic_dir
 
-__all__ = ["equalize_resize", "preprocess_corpus"]
+__all__ = ["equalize_resize", "preprocess_corpus", "run_preprocess", "PREPROCESS"]
 
 
 def equalize_resize(images: np.ndarray, sizes: Sequence[int], *, equalize: bool = True,
@@ -87,3 +88,18 @@ def preprocess_corpus(raw_dir: str | Path, out_dir: str | Path,
                            extra={"preprocess": settings.model_dump(),
                                   "raw_version": raw_version})
     return {"subjects": len(subjects), "frames": frames}
+
+
+# ------------------------------------------------ the stage (pipelines/preprocess.py, the CLI)
+def run_preprocess(settings: Settings, *, raw: str | Path, out: str | Path,
+                   progress: bool = True) -> dict[str, int]:
+    """Histogram equalization + resize: ``out/ae`` and ``out/clf``; subject and frame counts."""
+    return preprocess_corpus(raw, out, settings.preprocess, progress=progress)
+
+
+def _preprocess(s: Settings, progress: bool, *, raw: Path, out: Path) -> str:
+    info = run_preprocess(s, raw=raw, out=out, progress=progress)
+    return f"{info['subjects']} subjects, {info['frames']} frames -> {out}"
+
+
+PREPROCESS = Stage("preprocess", _preprocess)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepfn.config.settings import TemplateSettings
+from deepfn.config.settings import Settings, TemplateSettings
 from deepfn.data.corpus import (
     AUS,
     read_manifest,
@@ -25,9 +25,11 @@ from deepfn.data.corpus import (
     write_subjects,
 )
 from deepfn.errors import DeepFNError
+from deepfn.stage import Stage
 from deepfn.utils.io import atomic_dir, write_json
 
-__all__ = ["activation_counts", "most_expressive", "STRATEGIES", "select_template"]
+__all__ = ["activation_counts", "most_expressive", "STRATEGIES", "select_template",
+           "run_template", "TEMPLATE"]
 
 
 def activation_counts(corpus_dir: str | Path, subjects: list[str]) -> pd.DataFrame:
@@ -83,3 +85,17 @@ def select_template(corpus_dir: str | Path, out_dir: str | Path,
                        subjects=[chosen])
         write_json(tmp / "template.json", result)
     return result
+
+
+# -------------------------------------------------- the stage (pipelines/template.py, the CLI)
+def run_template(settings: Settings, *, data: str | Path, out: str | Path) -> dict[str, Any]:
+    """The template subject by the paper's rule (§3.2): ``out/template.json`` + its frames."""
+    return select_template(data, out, settings.template)
+
+
+def _template(s: Settings, progress: bool, *, data: Path, out: Path) -> str:
+    r = run_template(s, data=data, out=out)
+    return f"{r['subject']} (median activation count {r['median_count']:.1f}) -> {out}"
+
+
+TEMPLATE = Stage("template", _template, torch=False)

@@ -4,7 +4,10 @@ Two kinds of file:
 
 ``models/pretrained.pt``, ``models/normalizers/<subject>.pt`` (DVC outs)
     ``{"format", "kind", "arch", "state_dict", "meta"}``: weights only plus a small metadata dict
-    (architecture, subject, template subject, iterations, final losses).
+    (subject, template subject, iterations, seed, final losses).  A pure function of the stage's
+    inputs: no wall times, no hashes of files, and the zip archive inside has a fixed name, so the
+    same inputs write the same bytes (timings go to MLflow).  :func:`content_hash` keys what is
+    derived from a model on its weights and architecture, never on the file.
 
 ``.deepfn/work/<stage>/<name>-<confighash>.pt`` (outside the DVC outs: DVC deletes outs before it
 re-runs a stage)
@@ -14,13 +17,18 @@ re-runs a stage)
     (settings, data and warm-start hashes), so a checkpoint of other settings is never resumed.
 
 Every write goes to a temporary sibling and is renamed into place; every problem on load (missing,
-corrupt, other architecture) is one :class:`DeepFNError` line naming the file and the fix.
+corrupt, other format or architecture) is one :class:`DeepFNError` line naming the file and the fix.
+:data:`FORMAT` changes whenever what a file holds changes (format 2: every architecture field in
+``arch``, no timings in ``meta``); an older file is refused with the stage to rerun.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +40,10 @@ from deepfn.utils.io import atomic_path
 
 __all__ = [
     "FORMAT", "work_checkpoint_path", "save_work_checkpoint", "load_work_checkpoint",
-    "save_model", "load_model", "read_model_file",
+    "save_model", "load_model", "read_model_file", "content_hash",
 ]
 
-FORMAT = 1
+FORMAT = 2
 _MODEL_KINDS = ("pretrained", "normalizer")
 
 
@@ -45,11 +53,13 @@ def work_checkpoint_path(work_dir: str | Path, name: str, key: str) -> Path:
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # through a file object: torch.save(obj, <path>) names the zip archive inside after the
+    # (random) temporary file name, so equal objects would give different bytes
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
-def _load(path: Path, fix: str) -> dict[str, Any]:
+def _load(path: Path, fix: str, old_format_fix: str | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise DeepFNError(f"{path}: file not found; {fix}")
     try:
@@ -58,8 +68,11 @@ def _load(path: Path, fix: str) -> dict[str, Any]:
             zipfile.BadZipFile) as exc:
         raise DeepFNError(f"{path}: corrupt or not a deepfn checkpoint "
                           f"({exc.__class__.__name__}); delete it and {fix}") from exc
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise DeepFNError(f"{path}: not a deepfn format-{FORMAT} checkpoint; delete it and {fix}")
+    if not isinstance(obj, dict) or "format" not in obj:
+        raise DeepFNError(f"{path}: not a deepfn checkpoint; delete it and {fix}")
+    if obj["format"] != FORMAT:
+        raise DeepFNError(f"{path}: checkpoint format {obj['format']}, this deepfn reads "
+                          f"{FORMAT}; {old_format_fix or fix}")
     return obj
 
 
@@ -80,7 +93,7 @@ def save_work_checkpoint(path: Path, *, model: DeepFNAutoencoder, optimizer: Any
     """Atomically write everything :func:`~deepfn.normalizer.train.fit_normalizer` needs to
     resume."""
     _save(path, {
-        "format": FORMAT, "kind": "work", "key": key, "arch": model.cfg.to_dict(),
+        "format": FORMAT, "kind": "work", "key": key, "arch": asdict(model.cfg),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
         "iteration": state.iteration, "loss_subject": list(state.loss_subject),
@@ -92,7 +105,7 @@ def save_work_checkpoint(path: Path, *, model: DeepFNAutoencoder, optimizer: Any
 def load_work_checkpoint(path: Path, arch: ArchConfig, key: str) -> dict[str, Any]:
     """Load and validate a work checkpoint for ``arch`` and config hash ``key``."""
     fix = "rerun the stage to start this run over"
-    obj = _load(path, fix)
+    obj = _load(path, fix, old_format_fix=f"delete it and {fix}")
     if obj.get("kind") != "work":
         raise DeepFNError(f"{path}: not a work checkpoint (kind {obj.get('kind')!r}); delete it "
                           f"and {fix}")
@@ -108,13 +121,25 @@ def load_work_checkpoint(path: Path, arch: ArchConfig, key: str) -> dict[str, An
 
 
 # --------------------------------------------------------------------------- final model files
+def content_hash(model: DeepFNAutoencoder) -> str:
+    """16 hex of sha256 over the architecture (every field) and the weights (names, dtypes,
+    shapes, bytes): equal for equal models whatever file or metadata they came with."""
+    h = hashlib.sha256(json.dumps(asdict(model.cfg), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def save_model(path: str | Path, model: DeepFNAutoencoder, *, kind: str,
                meta: dict[str, Any]) -> None:
-    """Atomically write weights (contiguous, CPU) + ``meta`` (plain str/int/float/list/dict)."""
+    """Atomically write weights (contiguous, CPU) + ``meta`` (plain str/int/float/list/dict; keep
+    it a function of the inputs: no timings)."""
     if kind not in _MODEL_KINDS:
         raise ValueError(f"kind must be one of {_MODEL_KINDS}, got {kind!r}")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _save(Path(path), {"format": FORMAT, "kind": kind, "arch": model.cfg.to_dict(),
+    _save(Path(path), {"format": FORMAT, "kind": kind, "arch": asdict(model.cfg),
                        "state_dict": weights, "meta": dict(meta)})
 
 

@@ -1,7 +1,7 @@
 """The ``pretrain`` and ``normalize`` stages: load data, train, write the model, log to MLflow.
 
-    python pipelines/pretrain.py  --template data/template --out models/pretrained.pt
-    python pipelines/normalize.py --subject F001 --data data/preprocessed/ae \\
+    python -m pipelines.pretrain  --template data/template --out models/pretrained.pt
+    python -m pipelines.normalize --subject F001 --data data/preprocessed/ae \\
         --template data/template --pretrained models/pretrained.pt --out models/normalizers/F001.pt
 
 ``pretrain`` (warm start, beyond the paper, §6) trains E and D^y on the template alone for
@@ -10,6 +10,12 @@
 subject's autoencoder (Eq. 1), from ``models/pretrained.pt`` when ``normalize.warm_start`` is on,
 else from a seeded init.  Both resume from ``.deepfn/work/<stage>/`` after a kill, and both log
 one run each to the ``deepfn-normalizer`` MLflow experiment.
+
+A run's key (tag ``run_key``, also the name of its work checkpoint) is the content hashes of its
+data (and, warm-started, of the pretrained model's weights) plus
+:func:`deepfn.tracking.provenance.key_parts`: the stage's code fingerprint and every setting that
+can change a number.  The model files hold weights and a small ``meta`` that are functions of
+those inputs only; wall times and resume points go to the MLflow run.
 """
 
 from __future__ import annotations
@@ -34,16 +40,13 @@ from deepfn.normalizer.train import (
     frames_to_tensor,
 )
 from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, run_key, start_run
+from deepfn.tracking.provenance import fingerprint_tags, key_parts
 from deepfn.utils.io import sha256_file, write_json
 
 __all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "set_faces", "set_trainable",
            "run_pretrain", "run_normalize", "MetricBuffer"]
 
 WORK_DIR = Path(".deepfn/work")
-_TRAIN_KEYS = ("width", "latent", "batch_size", "lr", "beta1", "beta2", "precision", "rotation",
-               "scale", "translation", "warp_grid", "warp_strength", "seed", "init")
-# keys hashed only when not at their default (old run keys and files stay valid)
-_TRAIN_KEYS_NEW = {"finetune": "all"}
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -87,13 +90,6 @@ def set_trainable(model: DeepFNAutoencoder, finetune: str) -> DeepFNAutoencoder:
     for name, p in model.named_parameters():
         p.requires_grad_(finetune == "all" or name.startswith("decoder_subject."))
     return model
-
-
-def _train_params(s) -> dict[str, Any]:
-    out = {k: getattr(s, k) for k in _TRAIN_KEYS}
-    out.update({k: getattr(s, k) for k, default in _TRAIN_KEYS_NEW.items()
-                if getattr(s, k) != default})
-    return out
 
 
 def read_template(template_dir: str | Path) -> tuple[SubjectData, dict[str, Any]]:
@@ -160,27 +156,27 @@ class MetricBuffer:
         self.pending = []
 
 
-def _final_metrics(state: TrainState, log_every: int, seconds: float) -> dict[str, float]:
-    """Mean losses of the last ``log_every`` iterations (none before any) + training time."""
-    out = {"train_seconds": seconds}
-    if state.iteration:
-        out.update({f"final_{k}": v for k, v in state.window(state.iteration, log_every).items()})
-    return out
+def _final_losses(state: TrainState, log_every: int) -> dict[str, float]:
+    """Mean losses of the last ``log_every`` iterations (none before any)."""
+    if not state.iteration:
+        return {}
+    return {f"final_{k}": v for k, v in state.window(state.iteration, log_every).items()}
 
 
 def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[str, Any],
-                   data: SubjectData, run) -> dict[str, Any]:
-    """Write the model file, then log ``preview.png`` (of ``data``'s neutral and most expressive
-    frames) and ``checkpoint.json`` (path, sha256 = the DVC hash, meta) to ``run``."""
+                   data: SubjectData, run, run_info: dict[str, Any]) -> dict[str, Any]:
+    """Write the model file (weights + ``meta``), then log ``preview.png`` (of ``data``'s neutral
+    and most expressive frames) and ``checkpoint.json`` (path, sha256 = the DVC hash, meta and
+    ``run_info``: what belongs to this run, not to the file) to ``run``."""
     import tempfile
 
     import mlflow
 
-    meta = {"arch": model.cfg.to_dict(), **meta}
     ckpt.save_model(out, model, kind=kind, meta=meta)
     frames = data.images[pick_preview_frames(data.intensity, data.sequence)]
     rows, labels = preview_rows(model, frames, subject=kind == "normalizer")
-    info = {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size, **meta}
+    info = {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
+            "arch": model.cfg.to_dict(), **meta, **run_info}
     with tempfile.TemporaryDirectory() as tmp:
         save_png(Path(tmp) / "preview.png", grid_image(rows, labels))
         write_json(Path(tmp) / "checkpoint.json", info)
@@ -198,7 +194,7 @@ def _train_and_log(model: DeepFNAutoencoder, template: torch.Tensor,
     state = fit_normalizer(model, template, subject, cfg, generator, checkpoint=work, key=key,
                            on_log=buffer, progress=progress)
     seconds = time.perf_counter() - t0
-    buffer(state.iteration, _final_metrics(state, cfg.log_every, seconds))
+    buffer(state.iteration, {"train_seconds": seconds, **_final_losses(state, cfg.log_every)})
     buffer.flush()
     return state, seconds
 
@@ -220,14 +216,14 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
     _check_frames(template, template_dir, arch, s.min_frames)
     iterations = settings.pretrain.iterations
     seed = seed_for(s.seed, "pretrain")
-    key = run_key(stage="pretrain", arch=arch.to_dict(), iterations=iterations,
-                  train={k: getattr(s, k) for k in _TRAIN_KEYS},
-                  template=_file_sha(template_dir, template.subject))
+    key = run_key(stage="pretrain", template=_file_sha(template_dir, template.subject),
+                  **key_parts(settings, "pretrain"))
     work = ckpt.work_checkpoint_path(work_dir, template.subject, key)
     cfg = NormalizerTrainConfig.from_settings(s, iterations=iterations)
     tags = {**common_tags(stage="pretrain", profile=settings.profile,
                           data_version=data_version(template_dir)),
-            **_subject_tags(template.subject, row, template.subject), "run_key": key}
+            **_subject_tags(template.subject, row, template.subject), "run_key": key,
+            **fingerprint_tags("pretrain")}
     model = set_faces(init_model(arch, seed, s.init), template=frames_to_tensor(template.images))
     with start_run(EXPERIMENT_NORMALIZER, run_name=f"pretrain-{template.subject}", tags=tags,
                    params=_params(settings), uri=settings.tracking.uri) as run:
@@ -238,9 +234,10 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
                                             "pretrain" if progress else None)
         model.copy_template_decoder_to_subject()
         meta = {"template_subject": template.subject, "subject": template.subject,
-                "iterations": iterations, "seed": seed, "settings_key": key,
-                **_final_metrics(state, cfg.log_every, seconds)}
-        info = _write_and_log(out, model, "pretrained", meta, template, run)
+                "iterations": iterations, "seed": seed,
+                **_final_losses(state, cfg.log_every)}
+        info = _write_and_log(out, model, "pretrained", meta, template, run,
+                              {"run_key": key, "train_seconds": seconds})
     work.unlink(missing_ok=True)
     return info
 
@@ -270,23 +267,23 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
             raise DeepFNError(f"{pretrained}: pretrained on template "
                               f"{pre_meta.get('template_subject')}, not {template.subject}; "
                               "rerun dvc repro pretrain")
-        init = {"pretrained": sha256_file(pretrained)}
+        init = {"pretrained": ckpt.content_hash(model)}  # the weights, not the file
     else:
         model = set_faces(init_model(arch, seed, s.init),
                           template=frames_to_tensor(template.images))
         init = {"seed": seed}
     set_faces(model, subject=frames_to_tensor(data.images))  # D^x: the subject's average face
     set_trainable(model, s.finetune)
-    key = run_key(stage="normalize", arch=arch.to_dict(), iterations=s.iterations,
-                  train=_train_params(s), init=init,
-                  subject=_file_sha(data_dir, subject),
-                  template=_file_sha(template_dir, template.subject))
+    key = run_key(stage="normalize", init=init, subject=_file_sha(data_dir, subject),
+                  template=_file_sha(template_dir, template.subject),
+                  **key_parts(settings, "normalize"))
     work = ckpt.work_checkpoint_path(work_dir, subject, key)
     cfg = NormalizerTrainConfig.from_settings(s)
     tags = {**common_tags(stage="normalize", profile=settings.profile,
                           data_version=data_version(data_dir)),
             **_subject_tags(subject, table.loc[subject].to_dict(), template.subject),
-            "run_key": key, "warm_start": str(s.warm_start).lower()}
+            "run_key": key, "warm_start": str(s.warm_start).lower(),
+            **fingerprint_tags("normalize")}
     with start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
                    params=_params(settings), uri=settings.tracking.uri) as run:
         state, seconds = _train_and_log(
@@ -294,8 +291,9 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
             work, key, run, f"normalize {subject}" if progress else None)
         meta = {"subject": subject, "template_subject": template.subject,
                 "iterations": state.iteration, "warm_start": s.warm_start, "seed": seed,
-                "settings_key": key, "resumed_from": state.resumed_from,
-                **_final_metrics(state, cfg.log_every, seconds)}
-        info = _write_and_log(out, model, "normalizer", meta, data, run)
+                **_final_losses(state, cfg.log_every)}
+        info = _write_and_log(out, model, "normalizer", meta, data, run,
+                              {"run_key": key, "train_seconds": seconds,
+                               "resumed_from": state.resumed_from})
     work.unlink(missing_ok=True)
     return info

@@ -1,6 +1,6 @@
 """The ``transfer`` stage: every subject's frames through its own normalizer (Eq. 2).
 
-    python pipelines/transfer.py --data data/preprocessed/ae --models models/normalizers \\
+    python -m pipelines.transfer --data data/preprocessed/ae --models models/normalizers \\
         --out data/normalized --reports reports/normalization
 
 ``X^y = D^y(E(X))`` at the AE resolution, resized to ``preprocess.clf_size`` with the
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfn.config.settings import Settings
 from deepfn.data.corpus import (
     SubjectData,
     data_version,
@@ -31,13 +32,14 @@ from deepfn.data.corpus import (
 )
 from deepfn.data.preprocess import equalize_resize
 from deepfn.errors import DeepFNError
-from deepfn.normalizer.checkpoint import load_model
+from deepfn.normalizer.checkpoint import content_hash, load_model
 from deepfn.normalizer.diagnostics import GroupAverages, ProbeSet, fig2_group_averages, summarize
 from deepfn.normalizer.model import DeepFNAutoencoder
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
-from deepfn.utils.io import atomic_dir, sha256_file, write_json
+from deepfn.stage import Stage
+from deepfn.utils.io import atomic_dir, write_json
 
-__all__ = ["normalize_frames", "resize_frames", "run_transfer"]
+__all__ = ["normalize_frames", "resize_frames", "run_transfer", "TRANSFER"]
 
 
 def normalize_frames(model: DeepFNAutoencoder, frames: np.ndarray, out_size: int,
@@ -77,6 +79,7 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
     clf = settings.preprocess.clf_size
     groups, probes = GroupAverages(clf), ProbeSet()
     templates: set[str] = set()
+    weights: dict[str, str] = {}  # subject -> content hash of its normalizer
     examples: list[tuple[np.ndarray, np.ndarray]] = []
     with atomic_dir(out_dir) as tmp, Progress(disable=not progress) as bar:
         task = bar.add_task("transfer", total=len(subjects))
@@ -86,6 +89,7 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
                 raise DeepFNError(f"{paths[sid]}: holds the normalizer of "
                                   f"{meta.get('subject')!r}, not {sid}; rerun dvc repro normalize")
             templates.add(str(meta.get("template_subject")))
+            weights[sid] = content_hash(model)
             data = read_subject(data_dir, sid)
             if data.images.shape[-1] != model.cfg.size:
                 raise DeepFNError(f"{data_dir}/{sid}.npz: frames are {data.images.shape[-1]}px, "
@@ -108,7 +112,7 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
         template = templates.pop()
         write_manifest(tmp, source="deepfn", image_size=clf, subjects=subjects, extra={
             "template_subject": template,
-            "normalizers": {s: sha256_file(p) for s, p in paths.items()}})
+            "normalizers": weights})
     metrics = {"n_subjects": len(subjects), "template_subject": template, "image_size": clf,
                **summarize(probes, len(subjects)), "group_gap": groups.gaps(),
                "group_subjects": dict(groups.subjects)}
@@ -126,10 +130,11 @@ def _log_run(settings, data_dir: Path, metrics: dict[str, Any], files: list[Path
     import mlflow
 
     from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, start_run
+    from deepfn.tracking.provenance import fingerprint_tags
 
     tags = {**common_tags(stage="transfer", profile=settings.profile,
                           data_version=data_version(data_dir)),
-            "template_subject": metrics["template_subject"]}
+            "template_subject": metrics["template_subject"], **fingerprint_tags("transfer")}
     params = flatten_params({"profile": settings.profile,
                              "preprocess": settings.preprocess.model_dump(),
                              "transfer": settings.transfer.model_dump()})
@@ -148,3 +153,18 @@ def _log_run(settings, data_dir: Path, metrics: dict[str, Any], files: list[Path
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if v == v})  # drop NaN
         for f in files:
             mlflow.log_artifact(str(f))
+
+
+# ------------------------------------------------- the stage (pipelines/transfer.py, the CLI)
+def _transfer(s: Settings, progress: bool, *, data: Path, models: Path, out: Path,
+              reports: Path) -> str:
+    m = run_transfer(s, data_dir=data, models_dir=models, out_dir=out, reports_dir=reports,
+                     progress=progress)
+    ident, expr, nan = m["identity_accuracy"], m["expression_r"], float("nan")
+    return (f"{m['n_subjects']} subjects onto {m['template_subject']} -> {out}: identity "
+            f"probe {ident['before']:.2f} -> {ident['after']:.2f} (chance "
+            f"{ident['chance']:.2f}), expression r {expr['mean_before'] or nan:.2f} -> "
+            f"{expr['mean_after'] or nan:.2f}; diagnostics in {reports}")
+
+
+TRANSFER = Stage("transfer", _transfer)

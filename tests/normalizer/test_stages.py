@@ -12,6 +12,7 @@ import torch
 
 from deepfn.data.corpus import read_manifest, read_subject, read_subjects, subject_ids
 from deepfn.tracking import EXPERIMENT_NORMALIZER
+from deepfn.tracking.provenance import code_fingerprint
 from deepfn.utils.io import sha256_file
 from pipelines import normalize as normalize_stage
 from pipelines import pretrain as pretrain_stage
@@ -71,6 +72,7 @@ def test_normalize_logs_a_run_per_subject_with_tags_metrics_and_preview(workspac
     assert tags["dataset"] == "disfa" and tags["gender"] == "F"
     assert tags["template_subject"] == "F001" and tags["profile"] == "smoke"
     assert {"skin_type", "data_version", "git_commit", "run_key"} <= set(tags)
+    assert tags["code_fingerprint"] == code_fingerprint("normalize")
     assert run.data.params["normalize.iterations"] == "6"
     assert run.data.params["preprocess.ae_size"] == "32"
     assert "pretrain.iterations" in run.data.params
@@ -127,6 +129,7 @@ def test_transfer_writes_a_valid_corpus_and_diagnostics(workspace: Path,
     assert (reports / "examples.png").stat().st_size > 100
     _, runs = _runs(workspace, "transfer")
     assert "identity_accuracy_after" in runs[0].data.metrics
+    assert runs[0].data.tags["code_fingerprint"] == code_fingerprint("transfer")
 
 
 def test_too_few_frames_is_one_error_line(workspace: Path, monkeypatch: pytest.MonkeyPatch,

@@ -14,10 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deepfn.config import profiles
-from deepfn.scaffold import write_smoke_project
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -39,12 +37,8 @@ def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = write_smoke_project(tmp_path_factory.mktemp("project") / "smoke", REPO,
-                               dvc=str(BIN / "dvc"))
-    assert yaml.safe_load((root / "params.yaml").read_text())["profile"] == "smoke"
-    _run([str(BIN / "dvc"), "repro"], root)
-    return root
+def project(smoke_project: Path) -> Path:  # tests/pipelines/conftest.py
+    return smoke_project
 
 
 def test_repro_builds_every_stage(project: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepfn.data.corpus import AUS, DISFA_AUS
+from deepfn.data.parts import frame_parts
 
 __all__ = [
     "EMOTIONS", "TASKS", "DISFA_SEGMENTS", "BP4D_TASKS", "TASK_UNITS", "au_propensity",
@@ -171,7 +172,6 @@ def subject_intensities(dataset: str, frames_per_sequence: int, *, expressivity:
 
     ``cover``: every coded AU occurs in every protocol part (:func:`cover_parts`).
     """
-    from deepfn.au.protocol import frame_parts  # the protocol's parts (no cycle at import)
 
     prop = au_propensity(rng)
     f, u = frames_per_sequence, TASK_UNITS

@@ -1,18 +1,14 @@
-"""The data stages: ``synthesize`` (the raw corpus), ``preprocess`` and ``template``.
+"""The ``synthesize`` stage: the raw corpus, rendered (synthetic FACS faces) or imported.
 
     run_synthesize(settings, out=Path("data/raw"))
-    run_preprocess(settings, raw=Path("data/raw"), out=Path("data/preprocessed"))
-    run_template(settings, data=Path("data/preprocessed/ae"), out=Path("data/template"))
 
-``pipelines/<stage>.py`` and ``deepfn <stage>`` both run them as :data:`SYNTHESIZE`,
-:data:`PREPROCESS` and :data:`TEMPLATE` through :func:`deepfn.stage.run_stage`.  Each writes its
-output directory whole or not at all.
+``pipelines/synthesize.py`` and ``deepfn synthesize`` both run it as :data:`SYNTHESIZE` through
+:func:`deepfn.stage.run_stage`.  It writes ``data/raw`` whole or not at all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -22,8 +18,7 @@ from deepfn.errors import DeepFNError
 from deepfn.stage import Stage
 from deepfn.utils.io import atomic_dir
 
-__all__ = ["run_synthesize", "run_preprocess", "run_template", "check_roster", "SYNTHESIZE",
-           "PREPROCESS", "TEMPLATE"]
+__all__ = ["run_synthesize", "check_roster", "SYNTHESIZE"]
 
 
 def check_roster(found: set[str], cfg: SynthesizeSettings) -> None:
@@ -66,37 +61,9 @@ def run_synthesize(settings: Settings, *, out: str | Path, progress: bool = True
                              image_size=cfg.image_size, progress=progress)
 
 
-def run_preprocess(settings: Settings, *, raw: str | Path, out: str | Path,
-                   progress: bool = True) -> dict[str, int]:
-    """Histogram equalization + resize: ``out/ae`` and ``out/clf``; subject and frame counts."""
-    from deepfn.data.preprocess import preprocess_corpus
-
-    return preprocess_corpus(raw, out, settings.preprocess, progress=progress)
-
-
-def run_template(settings: Settings, *, data: str | Path, out: str | Path) -> dict[str, Any]:
-    """The template subject by the paper's rule (§3.2): ``out/template.json`` + its frames."""
-    from deepfn.data.template import select_template
-
-    return select_template(data, out, settings.template)
-
-
-# ------------------------------------------------------- the stages: run + one summary line
 def _synthesize(s: Settings, progress: bool, *, out: Path) -> str:
     table = run_synthesize(s, out=out, progress=progress)
     return f"{len(table)} subjects ({s.synthesize.source}) -> {out}"
 
 
-def _preprocess(s: Settings, progress: bool, *, raw: Path, out: Path) -> str:
-    info = run_preprocess(s, raw=raw, out=out, progress=progress)
-    return f"{info['subjects']} subjects, {info['frames']} frames -> {out}"
-
-
-def _template(s: Settings, progress: bool, *, data: Path, out: Path) -> str:
-    r = run_template(s, data=data, out=out)
-    return f"{r['subject']} (median activation count {r['median_count']:.1f}) -> {out}"
-
-
 SYNTHESIZE = Stage("synthesize", _synthesize)
-PREPROCESS = Stage("preprocess", _preprocess)
-TEMPLATE = Stage("template", _template, torch=False)
