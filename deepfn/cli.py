@@ -240,7 +240,7 @@ def experiments(
     from deepfn.au.experiments import run_experiments
 
     s = _settings(params)
-    m = run_experiments(s, original, normalized, template, out, s.tracking.uri)
+    m = run_experiments(s, original, normalized, template, out)
     typer.echo(f"{len(m['runs'])} runs -> {out}")
 
 
@@ -260,16 +260,12 @@ def stats(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Table 5, the t-tests and Figs. 4-7 from runs pulled out of the MLflow store."""
-    import os
-
     from deepfn.stats import run_stats
 
     s = _settings(params)
-    if tracking_uri:  # an explicit URI wins over MLFLOW_TRACKING_URI and params
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     if filter and manifest == Path("results/experiments.json"):
         manifest = None
-    r = run_stats(manifest, out, tracking_uri or s.tracking.uri, s.stats, filter)
+    r = run_stats(manifest, out, tracking_uri, s, filter)  # explicit URI > env > tracking.uri
     typer.echo(f"{r['n_runs']} runs, {r['n_observations']} participant observations -> "
                f"{out}/report.md")
 

@@ -23,7 +23,7 @@ def _body(args: argparse.Namespace) -> None:
     from deepfn.stats import run_stats
 
     settings = load_settings(args.params)
-    result = run_stats(args.manifest, args.out, settings.tracking.uri, settings.stats)
+    result = run_stats(args.manifest, args.out, None, settings)
     found = result["findings"]
     mark = {"yes": "y", "no": "n", "n/a": "-"}
     summary = ", ".join(f"{split} " + "".join(mark[v[f"finding_{f}"]] for f in "abcd")

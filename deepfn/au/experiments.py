@@ -54,6 +54,7 @@ from deepfn.au.trainer import (
 from deepfn.config.settings import ExperimentsSettings, Settings
 from deepfn.data.corpus import data_version, read_manifest, read_subjects
 from deepfn.errors import DeepFNError
+from deepfn.tracking import names
 from deepfn.utils.io import write_json
 
 __all__ = ["run_experiments", "read_template", "RESULT_PARAMS", "result_params", "train_budget"]
@@ -162,7 +163,7 @@ def _conditions(models: list[_Model], dv: str, exp: ExperimentsSettings
             if ev.condition not in out:
                 key = tracking.run_key(condition=ev.condition, data_version=dv,
                                        params=result_params(exp))
-                out[ev.condition] = {**condition_tags(ev), "run_key": key}
+                out[ev.condition] = {**condition_tags(ev), names.TAG_RUN_KEY: key}
     return out
 
 
@@ -202,7 +203,8 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
     """Run (or resume) every experiment, write the manifest ``out`` and return it.
 
     With the ``process`` strategy workers are spawned: call this from a script guarded by
-    ``if __name__ == "__main__":`` (as ``pipelines/experiments.py`` is).
+    ``if __name__ == "__main__":`` (as ``pipelines/experiments.py`` is).  ``uri``: the tracking
+    store, before ``MLFLOW_TRACKING_URI`` and ``tracking.uri`` (:class:`deepfn.tracking.Store`).
     """
     exp = settings.experiments
     original, normalized = Path(original_dir), Path(normalized_dir)
@@ -210,16 +212,15 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
     models, used, dv = _plan(exp, original, normalized, template, Path(template_json))
 
     # -- MLflow: what is already done, stale runs, parent runs -------------------------------
-    uri = tracking.resolve_tracking_uri(uri or settings.tracking.uri)
-    c = tracking.client(uri)
-    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, uri)
-    kill_stale_runs(c, exp_id, {k for m in models for k in m.run_keys})
-    finished = tracking.finished_runs_by_key(tracking.EXPERIMENT_AU, uri, "tags.kind = 'model'")
+    store = tracking.Store(uri, configured=settings.tracking.uri)
+    au_exp = tracking.EXPERIMENT_AU
+    kill_stale_runs(store, au_exp, {k for m in models for k in m.run_keys})
+    finished = store.finished_by_key(au_exp, f"tags.{names.TAG_KIND} = '{names.KIND_MODEL}'")
     todo = [m for m in models if any(k not in finished for k in m.run_keys)]
     common = tracking.common_tags(stage="experiments", profile=settings.profile,
                                   data_version=dv)
     params = tracking.flatten_params(exp.model_dump(), "experiments.")
-    parents = get_or_create_parents(c, exp_id, _conditions(models, dv, exp), common, params)
+    parents = get_or_create_parents(store, au_exp, _conditions(models, dv, exp), common, params)
 
     # -- jobs: largest first (a shorter tail in the pool; results do not depend on order) -----
     corpus = {"original": str(original), "deepfn": str(normalized)}
@@ -248,9 +249,9 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
         m = by_key[res.key]
         for ev, key in zip(m.plan.evaluations, m.run_keys, strict=True):
             if key not in finished:
-                tags = {**common, "model_key": m.model_key, "run_key": key}
+                tags = {**common, names.TAG_MODEL_KEY: m.model_key, names.TAG_RUN_KEY: key}
                 finished[key] = log_evaluation(
-                    c, exp_id, parent_id=parents[ev.condition], run_name=_run_name(ev), ev=ev,
+                    store, au_exp, parent_id=parents[ev.condition], run_name=_run_name(ev), ev=ev,
                     result=res, test_group=ev.test_group, tags=tags, params=params)
                 stats["runs_logged"] += 1
         stats["models_trained"] += 1
@@ -263,9 +264,9 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
         with _progress(progress and bool(jobs), strategy.name, len(jobs)) as tick:
             strategy.run(jobs, on_result)
     except BaseException as exc:
-        finish_parents(c, parents, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        finish_parents(store, parents, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
-    finish_parents(c, parents)
+    finish_parents(store, parents)
     seconds = time.perf_counter() - t0
     if no_pos:
         log.warning("%d model(s) had AUs without positive training labels (%s); their F1 is 0 "
@@ -277,7 +278,7 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
                  stats["models_trained"], stats["images"], seconds, stats["images"] / seconds,
                  strategy.name, ", compiled" if cfg.compile else "")
 
-    manifest = _manifest(models, finished, tracking_uri=uri, data_version=dv,
+    manifest = _manifest(models, finished, tracking_uri=store.uri, data_version=dv,
                          template=template)
     manifest["counts"].update(models_trained=stats["models_trained"],
                               runs_logged=stats["runs_logged"],

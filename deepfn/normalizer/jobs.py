@@ -28,11 +28,19 @@ from deepfn.normalizer import checkpoint as ckpt
 from deepfn.normalizer.model import ArchConfig, DeepFNAutoencoder, kaiming_init_
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, preview_rows, save_png
 from deepfn.normalizer.train import TrainConfig, TrainState, fit, frames_to_tensor
-from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, run_key, start_run
+from deepfn.tracking import (
+    EXPERIMENT_NORMALIZER,
+    RunWriter,
+    Store,
+    common_tags,
+    flatten_params,
+    run_key,
+)
+from deepfn.tracking import names as n
 from deepfn.utils.io import sha256_file, write_json
 
 __all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "set_faces", "set_trainable",
-           "run_pretrain", "run_normalize", "MetricBuffer"]
+           "run_pretrain", "run_normalize"]
 
 WORK_DIR = Path(".deepfn/work")
 _TRAIN_KEYS = ("width", "latent", "batch_size", "lr", "beta1", "beta2", "precision", "rotation",
@@ -131,45 +139,22 @@ def _params(settings) -> dict[str, str]:
                            "pretrain": settings.pretrain.model_dump()})
 
 
-class MetricBuffer:
-    """``on_log`` callback that batches metrics and sends them with one ``log_batch`` call per
-    ``flush_every`` metrics (and on :meth:`flush`)."""
-
-    def __init__(self, run_id: str, flush_every: int = 300) -> None:
-        import mlflow
-
-        self.client, self.run_id, self.flush_every = mlflow.MlflowClient(), run_id, flush_every
-        self.pending: list[Any] = []
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        if len(self.pending) >= self.flush_every:
-            self.flush()
-
-    def flush(self) -> None:
-        for i in range(0, len(self.pending), 1000):
-            self.client.log_batch(self.run_id, metrics=self.pending[i:i + 1000])
-        self.pending = []
+_FLUSH_EVERY = 300  # metrics per log_batch while training (the curves show up as they grow)
 
 
 def _final_metrics(state: TrainState, log_every: int, seconds: float) -> dict[str, float]:
     """Mean losses of the last ``log_every`` iterations (none before any) + training time."""
-    out = {"train_seconds": seconds}
+    out = {n.METRIC_TRAIN_SECONDS: seconds}
     if state.iteration:
         out.update({f"final_{k}": v for k, v in state.window(state.iteration, log_every).items()})
     return out
 
 
 def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[str, Any],
-                   data: SubjectData, run) -> dict[str, Any]:
+                   data: SubjectData, run: RunWriter) -> dict[str, Any]:
     """Write the model file, then log ``preview.png`` (of ``data``'s neutral and most expressive
     frames) and ``checkpoint.json`` (path, sha256 = the DVC hash, meta) to ``run``."""
     import tempfile
-
-    import mlflow
 
     meta = {"arch": model.cfg.to_dict(), **meta}
     ckpt.save_model(out, model, kind=kind, meta=meta)
@@ -179,28 +164,29 @@ def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[st
     with tempfile.TemporaryDirectory() as tmp:
         save_png(Path(tmp) / "preview.png", grid_image(rows, labels))
         write_json(Path(tmp) / "checkpoint.json", info)
-        mlflow.log_artifact(str(Path(tmp) / "preview.png"), run_id=run.info.run_id)
-        mlflow.log_artifact(str(Path(tmp) / "checkpoint.json"), run_id=run.info.run_id)
+        run.log_artifact(Path(tmp) / "preview.png")
+        run.log_artifact(Path(tmp) / "checkpoint.json")
     return info
 
 
 def _train_and_log(model: DeepFNAutoencoder, template: torch.Tensor,
                    subject: torch.Tensor | None, cfg: TrainConfig, seed: int, work: Path,
-                   key: str, run, progress: str | None) -> tuple[TrainState, float]:
-    buffer = MetricBuffer(run.info.run_id)
+                   key: str, run: RunWriter, progress: str | None
+                   ) -> tuple[TrainState, float]:
     generator = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     state = fit(model, template, subject, cfg, generator, checkpoint=work, key=key,
-                on_log=buffer, progress=progress)
+                on_log=lambda it, metrics: run.log_metrics(metrics, step=it), progress=progress)
     seconds = time.perf_counter() - t0
-    buffer(state.iteration, _final_metrics(state, cfg.log_every, seconds))
-    buffer.flush()
+    run.log_metrics(_final_metrics(state, cfg.log_every, seconds), step=state.iteration)
+    run.flush()
     return state, seconds
 
 
 def _subject_tags(subject: str, row: dict[str, Any], template_subject: str) -> dict[str, str]:
-    return {"subject": subject, "dataset": str(row["dataset"]), "gender": str(row["gender"]),
-            "skin_type": str(row["skin_type"]), "template_subject": template_subject}
+    return {n.TAG_SUBJECT: subject, n.TAG_DATASET: str(row["dataset"]),
+            n.TAG_GENDER: str(row["gender"]), n.TAG_SKIN_TYPE: str(row["skin_type"]),
+            n.TAG_TEMPLATE_SUBJECT: template_subject}
 
 
 # ---------------------------------------------------------------------------------- pretrain
@@ -222,10 +208,11 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
     cfg = TrainConfig.from_settings(s, iterations=iterations)
     tags = {**common_tags(stage="pretrain", profile=settings.profile,
                           data_version=data_version(template_dir)),
-            **_subject_tags(template.subject, row, template.subject), "run_key": key}
+            **_subject_tags(template.subject, row, template.subject), n.TAG_RUN_KEY: key}
     model = set_faces(init_model(arch, seed, s.init), template=frames_to_tensor(template.images))
-    with start_run(EXPERIMENT_NORMALIZER, run_name=f"pretrain-{template.subject}", tags=tags,
-                   params=_params(settings), uri=settings.tracking.uri) as run:
+    store = Store(configured=settings.tracking.uri)
+    with store.start_run(EXPERIMENT_NORMALIZER, run_name=f"pretrain-{template.subject}",
+                         tags=tags, params=_params(settings), flush_every=_FLUSH_EVERY) as run:
         state, seconds = TrainState(), 0.0
         if iterations:
             state, seconds = _train_and_log(model, frames_to_tensor(template.images), None, cfg,
@@ -281,9 +268,10 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
     tags = {**common_tags(stage="normalize", profile=settings.profile,
                           data_version=data_version(data_dir)),
             **_subject_tags(subject, table.loc[subject].to_dict(), template.subject),
-            "run_key": key, "warm_start": str(s.warm_start).lower()}
-    with start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
-                   params=_params(settings), uri=settings.tracking.uri) as run:
+            n.TAG_RUN_KEY: key, n.TAG_WARM_START: str(s.warm_start).lower()}
+    store = Store(configured=settings.tracking.uri)
+    with store.start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
+                         params=_params(settings), flush_every=_FLUSH_EVERY) as run:
         state, seconds = _train_and_log(
             model, frames_to_tensor(template.images), frames_to_tensor(data.images), cfg, seed,
             work, key, run, f"normalize {subject}" if progress else None)

@@ -81,7 +81,7 @@ def tune(settings: Settings, *, target: str, data: TuneData, study_name: str | N
         built = build_objective(target, settings, data, splits)
         obj, closer = built, built.close
     tracker = StudyTracker(
-        study_name=name, storage=label, target=target, uri=settings.tracking.uri,
+        study_name=name, storage=label, target=target, configured_uri=settings.tracking.uri,
         tags=common_tags(stage="tune", profile=settings.profile,
                          data_version=data_version(data.original)),
         params={"n_trials": n_trials, "pruner": settings.tune.pruner,
