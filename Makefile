@@ -51,8 +51,10 @@ test-fast: setup-dev ## the suite without the end-to-end dvc repro tests
 lint: setup-dev ## ruff
 	$(BIN)/ruff check deepfn pipelines tests benchmarks
 
-ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
+ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback); prints each experiment's runs link
+	@$(BIN)/python -m deepfn.tracking.ui --uri sqlite:///$(STORE)/mlflow.db --base http://127.0.0.1:5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
+		--backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
 
 dashboard: setup ## optuna-dashboard on the default study storage (http://127.0.0.1:8080)
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 .optuna/journal.log

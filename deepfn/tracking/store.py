@@ -65,7 +65,8 @@ class Store:
     ``store.uri``).
 
     ``uri`` is the explicit choice, ``configured`` the ``tracking.uri`` setting; see
-    :func:`resolve_tracking_uri`.  Creating a Store opens nothing; the first call does.
+    :func:`resolve_tracking_uri`.  A new sqlite store (its directory and database) is created
+    on construction.
     """
 
     def __init__(self, uri: str | None = None, *, configured: str | None = None) -> None:
