@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepfn.tracking.names import SCORE_METRICS, au_metric, participant_metric, summary_metric
+
 __all__ = ["F1_ZERO_DIVISION", "AUMetrics", "au_metrics", "validation_f1", "participant_rows",
            "summarize_rows"]
 
@@ -98,7 +100,7 @@ def summarize_rows(rows: Sequence[dict]) -> dict[str, float]:
     out: dict[str, float] = {}
     if not rows:
         return out
-    metrics = ("score", "f1", "accuracy")
+    metrics = SCORE_METRICS
     by_p: dict[str, list[dict]] = {}
     by_au: dict[str, list[dict]] = {}
     for r in rows:
@@ -106,11 +108,11 @@ def summarize_rows(rows: Sequence[dict]) -> dict[str, float]:
         by_au.setdefault(r["au"], []).append(r)
     per_p = {p: {k: float(np.mean([r[k] for r in rs])) for k in metrics} for p, rs in by_p.items()}
     for k in metrics:
-        out[f"test/{k}"] = float(np.mean([v[k] for v in per_p.values()]))
+        out[summary_metric(k)] = float(np.mean([v[k] for v in per_p.values()]))
     for au, rs in by_au.items():
         for k in metrics:
-            out[f"test/{au}/{k}"] = float(np.mean([r[k] for r in rs]))
+            out[au_metric(au, k)] = float(np.mean([r[k] for r in rs]))
     for p, v in per_p.items():
         for k in metrics:
-            out[f"participant/{p}/{k}"] = v[k]
+            out[participant_metric(p, k)] = v[k]
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["TABLE_COLUMNS", "search_runs", "kill_stale_runs", "get_or_create_parents",
            "finish_parents", "log_evaluation", "condition_tags", "evaluation_tags"]
 
-TABLE_COLUMNS = ("participant", "au", *n.SCORE_METRICS, "n_frames")
+TABLE_COLUMNS = ("participant", "au", "f1", "accuracy", "score", "n_frames")
 _MODEL = f"tags.{n.TAG_KIND} = '{n.KIND_MODEL}'"
 _CONDITION = f"tags.{n.TAG_KIND} = '{n.KIND_CONDITION}'"
 
@@ -92,7 +92,7 @@ def evaluation_tags(ev: Evaluation) -> dict[str, str]:
             n.TAG_TEST_SUBJECTS: ",".join(ev.test_subjects)}
 
 
-def _log_metrics(run: RunWriter, result: JobResult, rows: Sequence[dict]) -> None:
+def _log_metrics(run: RunWriter, result: JobResult, rows: Sequence[dict[str, Any]]) -> None:
     """Per-epoch curves (steps from 1) and the summary (step 0), all at one timestamp."""
     ts = int(time.time() * 1000)
     for name, values in ((n.METRIC_TRAIN_LOSS, result.train_loss),

@@ -15,7 +15,7 @@ to a ``transfer`` run in MLflow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from deepfn.normalizer.diagnostics import GroupAverages, ProbeSet, fig2_group_av
 from deepfn.normalizer.model import DeepFNAutoencoder
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
 from deepfn.utils.io import atomic_dir, sha256_file, write_json
+
+if TYPE_CHECKING:
+    from deepfn.config.settings import Settings
 
 __all__ = ["normalize_frames", "resize_frames", "run_transfer"]
 
@@ -122,7 +125,8 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
     return metrics
 
 
-def _log_run(settings, data_dir: Path, metrics: dict[str, Any], files: list[Path]) -> None:
+def _log_run(settings: Settings, data_dir: Path, metrics: dict[str, Any],
+             files: list[Path]) -> None:
     from deepfn.tracking import EXPERIMENT_NORMALIZER, Store, common_tags, flatten_params
     from deepfn.tracking.names import TAG_TEMPLATE_SUBJECT
 
