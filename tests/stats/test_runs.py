@@ -118,3 +118,19 @@ def test_unknown_tags_are_noted_not_fatal(store: str, log_run) -> None:
     t = fetch_runs(store)
     assert len(t.runs) == 2
     assert any("1 run(s) lack a known group" in n for n in t.notes)
+
+
+def test_an_explicit_uri_beats_the_environment_which_beats_tracking_uri(
+        synthetic_store, blank_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    uri, manifest = synthetic_store
+    empty = tmp_path / "empty.db"
+    shutil.copyfile(blank_db, empty)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{empty}")
+    tables = fetch_runs(uri, manifest, configured_uri=f"sqlite:///{empty}")
+    assert tables.uri == uri and len(tables.runs) == 28
+    with pytest.raises(DeepFNError, match="has no experiment 'deepfn-au'"):
+        fetch_runs(None, manifest, configured_uri=uri)  # the environment's (empty) store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert fetch_runs(None, manifest, configured_uri=uri).uri == uri
