@@ -71,8 +71,10 @@ typecheck: setup-dev ## mypy, strict on deepfn/ (config: [tool.mypy] in pyprojec
 params-doc: setup ## regenerate docs/params.md from the settings' field descriptions
 	$(BIN)/python -m deepfn.config.docs --out docs/params.md
 
-ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
+ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback); prints each experiment's runs link
+	@$(BIN)/python -m deepfn.tracking.ui --uri sqlite:///$(STORE)/mlflow.db --base http://127.0.0.1:5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
+		--backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
 
 dashboard: $(VENV)/.installed-dashboard ## optuna-dashboard on .optuna/journal.log (http://127.0.0.1:8080)
 	@test -f .optuna/journal.log || { echo "error: .optuna/journal.log not found; run a study first (docs/tuning.md)"; exit 2; }

@@ -223,14 +223,11 @@ def stats(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Table 5, the t-tests and Figs. 4-7 from runs pulled out of the MLflow store."""
-    import os
-
     from deepfn.stats.stage import STATS
 
-    if tracking_uri:  # an explicit URI wins over MLFLOW_TRACKING_URI and params
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     if filter and manifest == Path("results/experiments.json"):
         manifest = None
+    # an explicit URI wins over MLFLOW_TRACKING_URI and tracking.uri (deepfn.tracking.Store)
     _stage(STATS, params, manifest=manifest, out=out, uri=tracking_uri, filter=filter)
 
 # ------------------------------------------------------------------ tools

@@ -22,7 +22,8 @@ import torch
 
 from deepfn.au.metrics import au_metrics
 from deepfn.au.protocol import TEST, TRAIN, VAL, draw_split, frame_parts
-from deepfn.au.trainer import TrainConfig, fit, part_tensors, predict
+from deepfn.au.trainer import ClassifierTrainConfig, fit_classifier, part_tensors, predict
+from deepfn.compute.device import Compute
 from deepfn.config.settings import ExperimentsSettings, PreprocessSettings
 from deepfn.data.corpus import AUS
 from deepfn.data.preprocess import preprocess_corpus
@@ -73,7 +74,7 @@ def test_blocks(cdir: str, subjects) -> np.ndarray:
 
 def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr: float, block=None):
     x, y, p = part_tensors(cdir, subjects, TEST, AUS)
-    probs = predict(model, x, bf16)
+    probs = predict(model, x, Compute(torch.device("cpu"), "bf16" if bf16 else "fp32"))
     if block is not None:  # only the test frames of one block (7: next to val; 8: the last)
         keep = test_blocks(cdir, subjects) == block
         y, p, probs = y[keep], p[keep], probs[keep]
@@ -128,8 +129,9 @@ def main() -> None:
     if args.min_level != 1:
         cdir = relabel(cdir, args.min_level)
     exp = ExperimentsSettings(n_train=4, n_val=2, min_test=1, seed=args.seed)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr)
-    cfg_dep = TrainConfig(epochs=args.epochs * exp.n_train, batch_size=args.batch, lr=args.lr)
+    cfg = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr)
+    cfg_dep = ClassifierTrainConfig(epochs=args.epochs * exp.n_train, batch_size=args.batch,
+                                    lr=args.lr)
     res = {"args": vars(args), "independent": [], "dependent": []}
     ind_au, dep_au = [], []
     for r in range(args.reps):
@@ -140,7 +142,8 @@ def main() -> None:
             pos = (y == 1).sum(0).clip(1)
             weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10), dtype=torch.float32)
         t0 = time.perf_counter()
-        fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg, seed=r)
+        fr = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg,
+                            seed=r)
         dt = time.perf_counter() - t0
         f1p, f1a, pau = per_participant_f1(cdir, split.test, fr.model, True, cfg.threshold,
                                             args.block)
@@ -159,8 +162,8 @@ def main() -> None:
                     weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10),
                                                dtype=torch.float32)
                 t0 = time.perf_counter()
-                fr = fit(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg_dep,
-                         seed=r)
+                fr = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv,
+                                    len(AUS), cfg_dep, seed=r)
                 dt = time.perf_counter() - t0
                 f1p, f1a, pau = per_participant_f1(cdir, (s,), fr.model, True, cfg.threshold,
                                                     args.block)

@@ -37,10 +37,7 @@ SMALLER = {"synthesize": {"image_size": 32}, "pretrain": {"iterations": 4},
 # URI), wall times, and hashes over files that hold those.
 RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
 MANIFEST_SHA = re.compile(r"(run ids of `[^`]+` \(sha256 `)[0-9a-f]+")  # report.md
-VOLATILE = {"train_seconds", "run_id", "mlflow_run_id", "tracking_uri", "fetch_seconds",
-            # hashes over checkpoint files, which carry train_seconds (issue 12 §1: once the
-            # checkpoints are pure functions of their inputs these two compare equal too)
-            "settings_key", "normalizers"}
+VOLATILE = {"train_seconds", "run_id", "mlflow_run_id", "tracking_uri", "fetch_seconds"}
 
 
 def _cli(*args: str) -> Any:
@@ -128,9 +125,9 @@ def _project(root: Path, blank_store: Path) -> Path:
 
 
 def _blank_store(path: Path) -> Path:
-    from deepfn.tracking import client
+    from deepfn.tracking import Store
 
-    client(f"sqlite:///{path}").search_experiments()
+    Store(f"sqlite:///{path}").client.search_experiments()
     return path
 
 
@@ -240,10 +237,10 @@ def test_cli_and_pipeline_print_the_same_summary(twins: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_each_path_logged_to_its_own_store(twins: dict[str, Any]) -> None:
-    from deepfn.tracking import client
+    from deepfn.tracking import Store
 
     def runs(root: Path) -> list[tuple[str, str]]:
-        c = client(f"sqlite:///{root}/mlruns/mlflow.db")
+        c = Store(f"sqlite:///{root}/mlruns/mlflow.db").client
         exps = {e.experiment_id: e.name for e in c.search_experiments()}
         found = c.search_runs(list(exps), max_results=1000)
         return sorted((exps[r.info.experiment_id], r.info.run_name) for r in found)

@@ -65,14 +65,16 @@ from deepfn.compute.device import resolve_compute
 from deepfn.config.settings import ExperimentsSettings, Settings
 from deepfn.data.corpus import data_version, read_manifest, read_subjects
 from deepfn.errors import DeepFNError
+from deepfn.tracking import names
 from deepfn.tracking.provenance import fingerprint_tags, key_parts
 from deepfn.utils.io import write_json
 
 __all__ = ["run_experiments", "read_template", "train_budget", "plan", "resume", "build_jobs",
-           "train_and_log", "write_manifest", "Plan", "Store", "Jobs"]
+           "train_and_log", "write_manifest", "Plan", "Resumed", "Jobs"]
 
 log = logging.getLogger(__name__)
 STAGE = "experiments"
+AU = tracking.EXPERIMENT_AU
 
 
 def train_budget(exp: ExperimentsSettings, n_train_subjects: int) -> tuple[int, int]:
@@ -150,12 +152,10 @@ class Plan:
 
 
 @dataclass
-class Store:
+class Resumed:
     """Step 2: the MLflow side -- where runs go and which are already FINISHED."""
 
-    uri: str
-    client: Any  # mlflow.MlflowClient
-    exp_id: str
+    store: tracking.Store
     finished: dict[str, str]  # run_key -> run_id; grows as new runs are logged
     parents: dict[str, str]  # condition -> parent run id
     tags: dict[str, str]  # common tags of every run of this stage
@@ -208,29 +208,28 @@ def _conditions(p: Plan) -> dict[str, dict[str, str]]:
             if ev.condition not in out:
                 key = tracking.run_key(condition=ev.condition, data_version=p.data_version,
                                        **p.key)
-                out[ev.condition] = {**condition_tags(ev), "run_key": key}
+                out[ev.condition] = {**condition_tags(ev), names.TAG_RUN_KEY: key}
     return out
 
 
-def resume(p: Plan, settings: Settings, uri: str | None = None) -> Store:
-    """Find what is FINISHED, mark stale RUNNING runs KILLED, get the condition runs."""
-    uri = tracking.resolve_tracking_uri(uri or settings.tracking.uri)
-    c = tracking.client(uri)
-    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, uri)
-    kill_stale_runs(c, exp_id, p.run_keys)
-    finished = tracking.finished_runs_by_key(tracking.EXPERIMENT_AU, uri, "tags.kind = 'model'")
+def resume(p: Plan, settings: Settings, uri: str | None = None) -> Resumed:
+    """Find what is FINISHED, mark stale RUNNING runs KILLED, get the condition runs.  ``uri``
+    goes before ``MLFLOW_TRACKING_URI`` and ``tracking.uri`` (:class:`deepfn.tracking.Store`)."""
+    store = tracking.Store(uri, configured=settings.tracking.uri)
+    kill_stale_runs(store, AU, p.run_keys)
+    finished = store.finished_by_key(AU, f"tags.{names.TAG_KIND} = '{names.KIND_MODEL}'")
     tags = {**tracking.common_tags(stage=STAGE, profile=settings.profile,
                                    data_version=p.data_version), **fingerprint_tags(STAGE)}
     params = tracking.flatten_params(settings.experiments.model_dump(), "experiments.")
-    parents = get_or_create_parents(c, exp_id, _conditions(p), tags, params)
-    return Store(uri, c, exp_id, finished, parents, tags, params)
+    parents = get_or_create_parents(store, AU, _conditions(p), tags, params)
+    return Resumed(store, finished, parents, tags, params)
 
 
-def build_jobs(p: Plan, store: Store, exp: ExperimentsSettings, device: str = "cpu") -> Jobs:
+def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str = "cpu") -> Jobs:
     """One job per model with an unfinished evaluation, largest first (a shorter tail in a
     pool; results do not depend on order), and the strategy that runs them on ``device``
     (resolved ``compute.device``)."""
-    todo = [m for m in p.models if any(k not in store.finished for k in m.run_keys)]
+    todo = [m for m in p.models if any(k not in resumed.finished for k in m.run_keys)]
     frames = {(n, s): count_train_frames(d, s) for n, d in p.corpus.items() for s in p.used}
     budget = {m.model_key: train_budget(exp, len(m.plan.train)) for m in todo}
     images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
@@ -248,8 +247,8 @@ def build_jobs(p: Plan, store: Store, exp: ExperimentsSettings, device: str = "c
     return Jobs(todo, jobs, strategy, cfg.compile)
 
 
-def train_and_log(store: Store, work: Jobs, *, progress: bool = True) -> Counter[str]:
-    """Train ``work``'s jobs; this process logs each result as it arrives (``store.finished``
+def train_and_log(resumed: Resumed, work: Jobs, *, progress: bool = True) -> Counter[str]:
+    """Train ``work``'s jobs; this process logs each result as it arrives (``resumed.finished``
     grows).  The condition runs end FINISHED, or FAILED/KILLED with the error."""
     by_key = {m.model_key: m for m in work.todo}
     counts = work.counts
@@ -259,12 +258,13 @@ def train_and_log(store: Store, work: Jobs, *, progress: bool = True) -> Counter
     def on_result(res: JobResult) -> None:
         m = by_key[res.key]
         for ev, key in zip(m.plan.evaluations, m.run_keys, strict=True):
-            if key not in store.finished:
-                tags = {**store.tags, "model_key": m.model_key, "run_key": key}
-                store.finished[key] = log_evaluation(
-                    store.client, store.exp_id, parent_id=store.parents[ev.condition],
+            if key not in resumed.finished:
+                tags = {**resumed.tags, names.TAG_MODEL_KEY: m.model_key,
+                        names.TAG_RUN_KEY: key}
+                resumed.finished[key] = log_evaluation(
+                    resumed.store, AU, parent_id=resumed.parents[ev.condition],
                     run_name=_run_name(ev), ev=ev, result=res, test_group=ev.test_group,
-                    tags=tags, params=store.params)
+                    tags=tags, params=resumed.params)
                 counts["runs_logged"] += 1
         counts["models_trained"] += 1
         counts["images"] += res.images
@@ -276,10 +276,10 @@ def train_and_log(store: Store, work: Jobs, *, progress: bool = True) -> Counter
         with _progress(progress and bool(work.jobs), work.strategy.name, len(work.jobs)) as tick:
             work.strategy.run(work.jobs, on_result)
     except BaseException as exc:
-        finish_parents(store.client, store.parents,
+        finish_parents(resumed.store, resumed.parents,
                        "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
-    finish_parents(store.client, store.parents)
+    finish_parents(resumed.store, resumed.parents)
     _log_summary(counts, no_pos, time.perf_counter() - t0, work)
     return counts
 
@@ -309,22 +309,22 @@ def _progress(enabled: bool, label: str, total: int) -> Iterator[Callable[[float
         yield lambda rate: bar.update(task, advance=1, rate=f"{rate:,.0f} img/s")
 
 
-def write_manifest(out: str | Path, p: Plan, store: Store, counts: Counter[str]) -> dict:
+def write_manifest(out: str | Path, p: Plan, resumed: Resumed, counts: Counter[str]) -> dict:
     """Write (atomically) the manifest -- one entry per run, counts per condition: a function of
     the plan and its runs only, so finding the same runs again writes the same file -- and return
     it with this call's counts added (``models_trained``, ``runs_logged``, ``runs_skipped``)."""
     runs = []
     for m in p.models:
         for ev, key in zip(m.plan.evaluations, m.run_keys, strict=True):
-            if key not in store.finished:  # cannot happen unless the store changed under us
+            if key not in resumed.finished:  # cannot happen unless the store changed under us
                 raise DeepFNError(f"run {key} ({ev.condition}) was not logged; rerun the stage")
-            runs.append({"run_id": store.finished[key], "run_key": key, "group": ev.group,
+            runs.append({"run_id": resumed.finished[key], "run_key": key, "group": ev.group,
                          "evaluation": ev.evaluation, "train_group": ev.train_group,
                          "test_group": ev.test_group, "normalization": ev.normalization,
                          "repetition": ev.repetition, "split_seed": ev.split_seed})
     conditions = Counter(ev.condition for m in p.models for ev in m.plan.evaluations)
     manifest = {
-        "experiment": tracking.EXPERIMENT_AU, "tracking_uri": store.uri,
+        "experiment": tracking.EXPERIMENT_AU, "tracking_uri": resumed.store.uri,
         "data_version": p.data_version, "template": p.template, "runs": runs,
         "counts": {"models": len(p.models), "runs": len(runs),
                    "conditions": dict(sorted(conditions.items()))}}
@@ -341,13 +341,14 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
     """Run (or resume) every experiment, write the manifest ``out`` and return it.
 
     With the ``process`` strategy workers are spawned: call this from a script guarded by
-    ``if __name__ == "__main__":`` (as ``pipelines/experiments.py`` is).
+    ``if __name__ == "__main__":`` (as ``pipelines/experiments.py`` is).  ``uri``: the tracking
+    store, before ``MLFLOW_TRACKING_URI`` and ``tracking.uri`` (:class:`deepfn.tracking.Store`).
     """
     compute = resolve_compute(settings.compute.device, settings.experiments.precision)
     compute.configure()
     device = str(compute.device)
     p = plan(settings, Path(original_dir), Path(normalized_dir), Path(template_json), device)
-    store = resume(p, settings, uri)
-    work = build_jobs(p, store, settings.experiments, device)
-    counts = train_and_log(store, work, progress=progress)
-    return write_manifest(out, p, store, counts)
+    resumed = resume(p, settings, uri)
+    work = build_jobs(p, resumed, settings.experiments, device)
+    counts = train_and_log(resumed, work, progress=progress)
+    return write_manifest(out, p, resumed, counts)

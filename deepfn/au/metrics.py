@@ -28,12 +28,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepfn.tracking.names import (
+    REFERENCES,
+    SCORE_METRICS,
+    au_metric,
+    participant_metric,
+    reference_metric,
+    summary_metric,
+)
+
 __all__ = ["F1_ZERO_DIVISION", "REFERENCES", "AUMetrics", "au_metrics", "validation_f1",
            "positive_rate", "reference_metrics", "participant_rows", "summarize_rows"]
 
 F1_ZERO_DIVISION = 0.0
-REFERENCES: tuple[str, ...] = ("absent", "random", "majority")
-_METRICS = ("score", "f1", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -146,28 +153,29 @@ def summarize_rows(rows: Sequence[dict]) -> dict[str, float]:
     out: dict[str, float] = {}
     if not rows:
         return out
+    metrics = SCORE_METRICS
     by_p: dict[str, list[dict]] = {}
     by_au: dict[str, list[dict]] = {}
     for r in rows:
         by_p.setdefault(r["participant"], []).append(r)
         by_au.setdefault(r["au"], []).append(r)
-    per_p = {p: {k: float(np.mean([r[k] for r in rs])) for k in _METRICS}
+    per_p = {p: {k: float(np.mean([r[k] for r in rs])) for k in metrics}
              for p, rs in by_p.items()}
-    for k in _METRICS:
-        out[f"test/{k}"] = float(np.mean([v[k] for v in per_p.values()]))
+    for k in metrics:
+        out[summary_metric(k)] = float(np.mean([v[k] for v in per_p.values()]))
     for au, rs in by_au.items():
-        for k in _METRICS:
-            out[f"test/{au}/{k}"] = float(np.mean([r[k] for r in rs]))
+        for k in metrics:
+            out[au_metric(au, k)] = float(np.mean([r[k] for r in rs]))
     for p, v in per_p.items():
-        for k in _METRICS:
-            out[f"participant/{p}/{k}"] = v[k]
+        for k in metrics:
+            out[participant_metric(p, k)] = v[k]
     for name in REFERENCES:
         if f"{name}_f1" not in rows[0]:
             continue
         f1 = [float(np.mean([r[f"{name}_f1"] for r in rs])) for rs in by_p.values()]
         acc = [float(np.mean([r[f"{name}_accuracy"] for r in rs])) for rs in by_p.values()]
-        out[f"reference/{name}/f1"] = float(np.mean(f1))
-        out[f"reference/{name}/accuracy"] = float(np.mean(acc))
-        out[f"reference/{name}/score"] = (out[f"reference/{name}/f1"]
-                                          + out[f"reference/{name}/accuracy"]) / 2
+        out[reference_metric(name, "f1")] = float(np.mean(f1))
+        out[reference_metric(name, "accuracy")] = float(np.mean(acc))
+        out[reference_metric(name, "score")] = (out[reference_metric(name, "f1")]
+                                                + out[reference_metric(name, "accuracy")]) / 2
     return out

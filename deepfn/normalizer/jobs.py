@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from deepfn.compute.device import resolve_compute
+from deepfn.config.settings import Settings
 from deepfn.data.corpus import SubjectData, data_version, read_manifest, read_subject, read_subjects
 from deepfn.errors import DeepFNError
 from deepfn.normalizer import checkpoint as ckpt
@@ -39,12 +41,20 @@ from deepfn.normalizer.train import (
     fit_normalizer,
     frames_to_tensor,
 )
-from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, run_key, start_run
+from deepfn.tracking import (
+    EXPERIMENT_NORMALIZER,
+    RunWriter,
+    Store,
+    common_tags,
+    flatten_params,
+    run_key,
+)
+from deepfn.tracking import names as n
 from deepfn.tracking.provenance import fingerprint_tags, key_parts
 from deepfn.utils.io import sha256_file, write_json
 
 __all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "set_faces", "set_trainable",
-           "run_pretrain", "run_normalize", "MetricBuffer"]
+           "run_pretrain", "run_normalize"]
 
 WORK_DIR = Path(".deepfn/work")
 
@@ -132,28 +142,7 @@ def _params(settings) -> dict[str, str]:
                            "pretrain": settings.pretrain.model_dump()})
 
 
-class MetricBuffer:
-    """``on_log`` callback that batches metrics and sends them with one ``log_batch`` call per
-    ``flush_every`` metrics (and on :meth:`flush`)."""
-
-    def __init__(self, run_id: str, flush_every: int = 300) -> None:
-        import mlflow
-
-        self.client, self.run_id, self.flush_every = mlflow.MlflowClient(), run_id, flush_every
-        self.pending: list[Any] = []
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        if len(self.pending) >= self.flush_every:
-            self.flush()
-
-    def flush(self) -> None:
-        for i in range(0, len(self.pending), 1000):
-            self.client.log_batch(self.run_id, metrics=self.pending[i:i + 1000])
-        self.pending = []
+_FLUSH_EVERY = 300  # metrics per log_batch while training (the curves show up as they grow)
 
 
 def _final_losses(state: TrainState, log_every: int) -> dict[str, float]:
@@ -164,13 +153,11 @@ def _final_losses(state: TrainState, log_every: int) -> dict[str, float]:
 
 
 def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[str, Any],
-                   data: SubjectData, run, run_info: dict[str, Any]) -> dict[str, Any]:
+                   data: SubjectData, run: RunWriter, run_info: dict[str, Any]) -> dict[str, Any]:
     """Write the model file (weights + ``meta``), then log ``preview.png`` (of ``data``'s neutral
     and most expressive frames) and ``checkpoint.json`` (path, sha256 = the DVC hash, meta and
     ``run_info``: what belongs to this run, not to the file) to ``run``."""
     import tempfile
-
-    import mlflow
 
     ckpt.save_model(out, model, kind=kind, meta=meta)
     frames = data.images[pick_preview_frames(data.intensity, data.sequence)]
@@ -180,28 +167,38 @@ def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[st
     with tempfile.TemporaryDirectory() as tmp:
         save_png(Path(tmp) / "preview.png", grid_image(rows, labels))
         write_json(Path(tmp) / "checkpoint.json", info)
-        mlflow.log_artifact(str(Path(tmp) / "preview.png"), run_id=run.info.run_id)
-        mlflow.log_artifact(str(Path(tmp) / "checkpoint.json"), run_id=run.info.run_id)
+        run.log_artifact(Path(tmp) / "preview.png")
+        run.log_artifact(Path(tmp) / "checkpoint.json")
     return info
 
 
 def _train_and_log(model: DeepFNAutoencoder, template: torch.Tensor,
                    subject: torch.Tensor | None, cfg: NormalizerTrainConfig, seed: int,
-                   work: Path, key: str, run, progress: str | None) -> tuple[TrainState, float]:
-    buffer = MetricBuffer(run.info.run_id)
+                   work: Path, key: str, run: RunWriter, progress: str | None
+                   ) -> tuple[TrainState, float]:
     generator = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     state = fit_normalizer(model, template, subject, cfg, generator, checkpoint=work, key=key,
-                           on_log=buffer, progress=progress)
+                           on_log=lambda it, metrics: run.log_metrics(metrics, step=it),
+                           progress=progress)
     seconds = time.perf_counter() - t0
-    buffer(state.iteration, {"train_seconds": seconds, **_final_losses(state, cfg.log_every)})
-    buffer.flush()
+    run.log_metrics({n.METRIC_TRAIN_SECONDS: seconds, **_final_losses(state, cfg.log_every)},
+                    step=state.iteration)
+    run.flush()
     return state, seconds
 
 
+def _device(settings: Settings) -> str:
+    """``compute.device`` resolved once for the stage (its process-wide switches set)."""
+    compute = resolve_compute(settings.compute.device, settings.normalize.precision)
+    compute.configure()
+    return str(compute.device)
+
+
 def _subject_tags(subject: str, row: dict[str, Any], template_subject: str) -> dict[str, str]:
-    return {"subject": subject, "dataset": str(row["dataset"]), "gender": str(row["gender"]),
-            "skin_type": str(row["skin_type"]), "template_subject": template_subject}
+    return {n.TAG_SUBJECT: subject, n.TAG_DATASET: str(row["dataset"]),
+            n.TAG_GENDER: str(row["gender"]), n.TAG_SKIN_TYPE: str(row["skin_type"]),
+            n.TAG_TEMPLATE_SUBJECT: template_subject}
 
 
 # ---------------------------------------------------------------------------------- pretrain
@@ -216,17 +213,19 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
     _check_frames(template, template_dir, arch, s.min_frames)
     iterations = settings.pretrain.iterations
     seed = seed_for(s.seed, "pretrain")
+    device = _device(settings)
     key = run_key(stage="pretrain", template=_file_sha(template_dir, template.subject),
-                  **key_parts(settings, "pretrain"))
+                  **key_parts(settings, "pretrain", device))
     work = ckpt.work_checkpoint_path(work_dir, template.subject, key)
-    cfg = NormalizerTrainConfig.from_settings(s, iterations=iterations)
+    cfg = NormalizerTrainConfig.from_settings(s, iterations=iterations, device=device)
     tags = {**common_tags(stage="pretrain", profile=settings.profile,
                           data_version=data_version(template_dir)),
-            **_subject_tags(template.subject, row, template.subject), "run_key": key,
+            **_subject_tags(template.subject, row, template.subject), n.TAG_RUN_KEY: key,
             **fingerprint_tags("pretrain")}
     model = set_faces(init_model(arch, seed, s.init), template=frames_to_tensor(template.images))
-    with start_run(EXPERIMENT_NORMALIZER, run_name=f"pretrain-{template.subject}", tags=tags,
-                   params=_params(settings), uri=settings.tracking.uri) as run:
+    store = Store(configured=settings.tracking.uri)
+    with store.start_run(EXPERIMENT_NORMALIZER, run_name=f"pretrain-{template.subject}",
+                         tags=tags, params=_params(settings), flush_every=_FLUSH_EVERY) as run:
         state, seconds = TrainState(), 0.0
         if iterations:
             state, seconds = _train_and_log(model, frames_to_tensor(template.images), None, cfg,
@@ -274,18 +273,20 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
         init = {"seed": seed}
     set_faces(model, subject=frames_to_tensor(data.images))  # D^x: the subject's average face
     set_trainable(model, s.finetune)
+    device = _device(settings)
     key = run_key(stage="normalize", init=init, subject=_file_sha(data_dir, subject),
                   template=_file_sha(template_dir, template.subject),
-                  **key_parts(settings, "normalize"))
+                  **key_parts(settings, "normalize", device))
     work = ckpt.work_checkpoint_path(work_dir, subject, key)
-    cfg = NormalizerTrainConfig.from_settings(s)
+    cfg = NormalizerTrainConfig.from_settings(s, device=device)
     tags = {**common_tags(stage="normalize", profile=settings.profile,
                           data_version=data_version(data_dir)),
             **_subject_tags(subject, table.loc[subject].to_dict(), template.subject),
-            "run_key": key, "warm_start": str(s.warm_start).lower(),
+            n.TAG_RUN_KEY: key, n.TAG_WARM_START: str(s.warm_start).lower(),
             **fingerprint_tags("normalize")}
-    with start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
-                   params=_params(settings), uri=settings.tracking.uri) as run:
+    store = Store(configured=settings.tracking.uri)
+    with store.start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
+                         params=_params(settings), flush_every=_FLUSH_EVERY) as run:
         state, seconds = _train_and_log(
             model, frames_to_tensor(template.images), frames_to_tensor(data.images), cfg, seed,
             work, key, run, f"normalize {subject}" if progress else None)

@@ -126,15 +126,15 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
     return metrics
 
 
-def _log_run(settings, data_dir: Path, metrics: dict[str, Any], files: list[Path]) -> None:
-    import mlflow
-
-    from deepfn.tracking import EXPERIMENT_NORMALIZER, common_tags, flatten_params, start_run
+def _log_run(settings: Settings, data_dir: Path, metrics: dict[str, Any],
+             files: list[Path]) -> None:
+    from deepfn.tracking import EXPERIMENT_NORMALIZER, Store, common_tags, flatten_params
+    from deepfn.tracking.names import TAG_TEMPLATE_SUBJECT
     from deepfn.tracking.provenance import fingerprint_tags
 
     tags = {**common_tags(stage="transfer", profile=settings.profile,
                           data_version=data_version(data_dir)),
-            "template_subject": metrics["template_subject"], **fingerprint_tags("transfer")}
+            TAG_TEMPLATE_SUBJECT: metrics["template_subject"], **fingerprint_tags("transfer")}
     params = flatten_params({"profile": settings.profile,
                              "preprocess": settings.preprocess.model_dump(),
                              "transfer": settings.transfer.model_dump()})
@@ -148,11 +148,12 @@ def _log_run(settings, data_dir: Path, metrics: dict[str, Any], files: list[Path
                 flat[f"{name}_{when}"] = value
     for label, row in metrics["group_gap"].items():
         flat.update({f"group_gap_{label}_{when}": v for when, v in row.items()})
-    with start_run(EXPERIMENT_NORMALIZER, run_name="transfer", tags=tags, params=params,
-                   uri=settings.tracking.uri):
-        mlflow.log_metrics({k: float(v) for k, v in flat.items() if v == v})  # drop NaN
+    store = Store(configured=settings.tracking.uri)
+    with store.start_run(EXPERIMENT_NORMALIZER, run_name="transfer", tags=tags,
+                         params=params) as run:
+        run.log_metrics({k: float(v) for k, v in flat.items() if v == v})  # drop NaN
         for f in files:
-            mlflow.log_artifact(str(f))
+            run.log_artifact(f)
 
 
 # ------------------------------------------------- the stage (pipelines/transfer.py, the CLI)

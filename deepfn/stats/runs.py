@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from deepfn.errors import DeepFNError
 from deepfn.stats.tables import SPLITS
-from deepfn.tracking import EXPERIMENT_AU, client, iter_runs, resolve_tracking_uri
+from deepfn.tracking import EXPERIMENT_AU, Store, display_uri
+from deepfn.tracking import names as n
 from deepfn.utils.io import sha256_file
 
 __all__ = [
@@ -39,31 +39,23 @@ __all__ = [
 PAGE_SIZE = 1000  # runs per search page (MLflow servers accept up to 50,000)
 _ID_CHUNK = 500  # run ids per "attributes.run_id IN (...)" filter
 FINISHED = "attributes.status = 'FINISHED'"
+MODEL_RUNS = (f"tags.{n.TAG_KIND} = '{n.KIND_MODEL}' and "
+              f"tags.{n.TAG_STAGE} = 'experiments'")
 
 # The condition a run belongs to (the columns of every tidy table) ...
-CONDITION_TAGS = ("group", "evaluation", "train_group", "test_group", "normalization",
-                  "repetition", "split_seed")
+CONDITION_TAGS = (*n.CONDITION_TAGS, n.TAG_REPETITION, n.TAG_SPLIT_SEED)
 # ... and the other tags kept per run.
-RUN_TAGS = CONDITION_TAGS + ("kind", "run_key", "model_key", "profile", "git_commit",
-                             "data_version", "train_subjects", "val_subjects", "test_subjects")
-_PARTICIPANT = re.compile(r"^participant/(?P<key>[^/]+)/(?P<metric>score|f1|accuracy)$")
-_AU = re.compile(r"^test/(?P<key>AU\d{2})/(?P<metric>score|f1|accuracy)$")
-_RUN_METRICS = {"test/score": "test_score", "test/f1": "test_f1",
-                "test/accuracy": "test_accuracy", "best_epoch": "best_epoch",
-                "n_aus_without_positives": "n_aus_without_positives",
+RUN_TAGS = CONDITION_TAGS + (n.TAG_KIND, n.TAG_RUN_KEY, n.TAG_MODEL_KEY, n.TAG_PROFILE,
+                             n.TAG_GIT_COMMIT, n.TAG_DATA_VERSION, n.TAG_TRAIN_SUBJECTS,
+                             n.TAG_VAL_SUBJECTS, n.TAG_TEST_SUBJECTS)
+_PARTICIPANT = re.compile(n.PARTICIPANT_METRIC_RE)
+_AU = re.compile(n.AU_METRIC_RE)
+_RUN_METRICS = {**{n.summary_metric(m): f"test_{m}" for m in n.SCORE_METRICS},
+                n.METRIC_BEST_EPOCH: "best_epoch",
+                n.METRIC_N_AUS_WITHOUT_POSITIVES: "n_aus_without_positives",
                 # the reference classifiers on the same test frames (deepfn.au.metrics)
-                **{f"reference/{ref}/{m}": f"ref_{ref}_{m}"
-                   for ref in ("absent", "random", "majority")
-                   for m in ("score", "f1", "accuracy")}}
-
-
-def display_uri(uri: str) -> str:
-    """The URI with any password masked (it goes into messages and reports)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+                **{n.reference_metric(ref, m): f"ref_{ref}_{m}"
+                   for ref in n.REFERENCES for m in n.SCORE_METRICS}}
 
 
 @dataclass(frozen=True)
@@ -94,32 +86,33 @@ def load_manifest(path: str | Path) -> Manifest:
                     run_ids=tuple(dict.fromkeys(ids)), sha256=sha256_file(p))
 
 
-def search_all(c, experiment_ids: Sequence[str], filter_string: str, *,
+def search_all(store: Store, experiment_ids: Sequence[str], filter_string: str, *,
                max_results: int = PAGE_SIZE, all_views: bool = False) -> list[Any]:
     """Every run matching ``filter_string``, page by page (``page_token``)."""
-    return list(iter_runs(c, experiment_ids, filter_string, max_results=max_results,
-                          all_views=all_views))
+    return list(store.search(experiment_ids, filter_string, max_results=max_results,
+                             all_views=all_views))
 
 
 def _ids_filter(ids: Sequence[str]) -> str:
     return "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"
 
 
-def _by_ids(c, exp_id: str, ids: Sequence[str], extra: str, max_results: int,
+def _by_ids(store: Store, exp_id: str, ids: Sequence[str], extra: str, max_results: int,
             all_views: bool = False) -> list[Any]:
     out: list[Any] = []
     for i in range(0, len(ids), _ID_CHUNK):
         flt = _ids_filter(ids[i:i + _ID_CHUNK]) + (f" and {extra}" if extra else "")
-        out += search_all(c, [exp_id], flt, max_results=max_results, all_views=all_views)
+        out += search_all(store, [exp_id], flt, max_results=max_results, all_views=all_views)
     return out
 
 
-def _missing_error(c, exp_id: str, missing: list[str], manifest: Manifest, uri: str) -> NoReturn:
+def _missing_error(store: Store, exp_id: str, missing: list[str], manifest: Manifest
+                   ) -> NoReturn:
     """One line naming the first missing run (and whether it is there but not FINISHED)."""
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-    there = {r.info.run_id: r for r in _by_ids(c, exp_id, missing[:1], "", PAGE_SIZE, True)}
+    there = {r.info.run_id: r for r in _by_ids(store, exp_id, missing[:1], "", PAGE_SIZE, True)}
     run = there.get(missing[0])
-    where = f"the tracking store at {display_uri(uri)}"
+    where = f"the tracking store at {display_uri(store.uri)}"
     if run is not None:
         state = run.info.status if run.info.lifecycle_stage == "active" else "deleted"
         raise DeepFNError(f"run {missing[0]}{more} listed in {manifest.path} is {state} in {where}"
@@ -163,7 +156,7 @@ def tidy(runs: Sequence[Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
     au_rows: list[dict[str, Any]] = []
     for r in runs:
         tags = r.data.tags
-        if tags.get("kind") == "condition":
+        if tags.get(n.TAG_KIND) == n.KIND_CONDITION:
             continue
         meta = {"run_id": r.info.run_id, **{t: tags.get(t) for t in CONDITION_TAGS}}
         parts: dict[str, dict[str, float]] = {}
@@ -180,7 +173,7 @@ def tidy(runs: Sequence[Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
         run_rows.append(row)
         part_rows += [{**meta, "participant": k, **v} for k, v in sorted(parts.items())]
         au_rows += [{**meta, "au": k, **v} for k, v in sorted(aus.items())]
-    metric_cols = ("score", "f1", "accuracy")
+    metric_cols = n.SCORE_METRICS
     return (_frame(run_rows, ("run_id", *RUN_TAGS, *_RUN_METRICS.values(), "n_participants")),
             _frame(part_rows, ("run_id", *CONDITION_TAGS, "participant", *metric_cols)),
             _frame(au_rows, ("run_id", *CONDITION_TAGS, "au", *metric_cols)))
@@ -214,45 +207,46 @@ def _data_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def fetch_runs(uri: str | None = None, manifest: Manifest | str | Path | None = None,
-               filter_string: str | None = None, *, max_results: int = PAGE_SIZE) -> RunTables:
-    """The manifest's runs (or, without one, FINISHED model runs matching the tag filter)."""
+               filter_string: str | None = None, *, max_results: int = PAGE_SIZE,
+               configured_uri: str | None = None) -> RunTables:
+    """The manifest's runs (or, without one, FINISHED model runs matching the tag filter).
+
+    The store: ``uri`` > ``MLFLOW_TRACKING_URI`` > ``configured_uri`` (``tracking.uri``) > the
+    manifest's ``tracking_uri`` > ``sqlite:///mlruns/mlflow.db``.
+    """
     if manifest is not None and filter_string:
         raise DeepFNError("a tag filter selects runs only without a manifest; pass one or the "
                           "other")
     if manifest is not None and not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
-    uri = resolve_tracking_uri(uri or (manifest.tracking_uri if manifest else None))
+    store = Store(uri, configured=configured_uri or (manifest.tracking_uri if manifest else None))
     experiment = manifest.experiment if manifest else EXPERIMENT_AU
     t0 = time.perf_counter()
-    c = client(uri)
+    where = f"the tracking store at {display_uri(store.uri)}"
     try:
-        exp = c.get_experiment_by_name(experiment)
+        exp_id = store.find_experiment_id(experiment)
     except Exception as exc:  # unreachable server, unreadable database
-        raise DeepFNError(f"cannot read the tracking store at {display_uri(uri)} "
-                          f"({type(exc).__name__}); check --tracking-uri / MLFLOW_TRACKING_URI"
-                          ) from None
+        raise DeepFNError(f"cannot read {where} ({type(exc).__name__}); check --tracking-uri / "
+                          "MLFLOW_TRACKING_URI") from None
     notes: list[str] = []
-    if exp is None:
+    if exp_id is None:
         if manifest is not None and manifest.run_ids:
-            raise DeepFNError(f"the tracking store at {display_uri(uri)} has no experiment "
-                              f"{experiment!r} (listed in {manifest.path}); rerun dvc repro "
-                              "experiments")
+            raise DeepFNError(f"{where} has no experiment {experiment!r} (listed in "
+                              f"{manifest.path}); rerun dvc repro experiments")
         found: list[Any] = []
         notes.append(f"experiment {experiment!r} does not exist in the store: no runs")
     elif manifest is not None:
-        found = _by_ids(c, exp.experiment_id, manifest.run_ids, FINISHED, max_results)
+        found = _by_ids(store, exp_id, manifest.run_ids, FINISHED, max_results)
         missing = sorted(set(manifest.run_ids) - {r.info.run_id for r in found})
         if missing:
-            _missing_error(c, exp.experiment_id, missing, manifest, uri)
+            _missing_error(store, exp_id, missing, manifest)
     else:
-        flt = f"{FINISHED} and tags.kind = 'model' and tags.stage = 'experiments'"
-        found = search_all(c, [exp.experiment_id],
-                           flt + (f" and {filter_string}" if filter_string else ""),
-                           max_results=max_results)
+        flt = f"{FINISHED} and {MODEL_RUNS}" + (f" and {filter_string}" if filter_string else "")
+        found = search_all(store, [exp_id], flt, max_results=max_results)
     runs, participants, per_au = tidy(found)
     _check_fractions(participants)
     notes += _data_notes(runs)
-    return RunTables(runs=runs, participants=participants, per_au=per_au, uri=uri,
+    return RunTables(runs=runs, participants=participants, per_au=per_au, uri=store.uri,
                      experiment=experiment, manifest=manifest,
                      filter_string=filter_string or "", seconds=time.perf_counter() - t0,
                      notes=tuple(notes))

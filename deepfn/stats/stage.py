@@ -26,7 +26,8 @@ from deepfn.stats.figures import write_figures
 from deepfn.stats.report import report_markdown, table5_markdown
 from deepfn.stats.runs import PAGE_SIZE, RunTables, display_uri, fetch_runs
 from deepfn.stats.tables import Analysis, analyse, headline_metrics, plot_frames
-from deepfn.tracking import EXPERIMENT_STATS, common_tags, run_key, start_run
+from deepfn.tracking import EXPERIMENT_STATS, Store, common_tags, run_key
+from deepfn.tracking import names as n
 
 __all__ = ["OUTPUTS", "run_stats", "write_outputs", "STATS"]
 
@@ -89,38 +90,44 @@ def run_stats(settings: Settings, *, manifest: str | Path | None,
 
     ``manifest`` (``results/experiments.json``) selects its run ids; ``None`` selects all
     FINISHED model runs of ``deepfn-au`` matching ``filter`` (an MLflow filter string such as
-    ``"tags.profile = 'paper'"``).  ``uri``: tracking URI (``MLFLOW_TRACKING_URI`` wins; default:
-    ``tracking.uri`` of ``settings``).  Uses ``settings.stats`` (alpha, correction).  Returns the
-    headline metrics, the files written, the stats run id and the fetch time.
+    ``"tags.profile = 'paper'"``).  ``uri``: tracking URI; without it ``MLFLOW_TRACKING_URI``,
+    then ``tracking.uri`` of ``settings``, then the manifest's, then the project store.  Uses
+    ``settings.stats`` (alpha, correction).  Returns the headline metrics, the files written,
+    the stats run id and the fetch time.
     """
     s = settings.stats
-    tables = fetch_runs(uri or settings.tracking.uri, manifest, filter, max_results=max_results)
+    tables = fetch_runs(uri, manifest, filter, max_results=max_results,
+                        configured_uri=settings.tracking.uri)
     a = analyse(tables.participants, tables.per_au, alpha=s.alpha, correction=s.correction,
                 runs=tables.runs)
     man = tables.manifest
-    data_version = ",".join(tables.distinct("data_version")) or (
+    data_version = ",".join(tables.distinct(n.TAG_DATA_VERSION)) or (
         man.data_version if man and man.data_version else "unknown")
-    tags = {**common_tags(stage="stats", profile=",".join(tables.distinct("profile")) or
+    tags = {**common_tags(stage="stats", profile=",".join(tables.distinct(n.TAG_PROFILE)) or
                           "unknown", data_version=data_version),
-            "source_experiment": tables.experiment, "source_uri": display_uri(tables.uri),
-            "manifest": man.path if man else "", "manifest_sha256": man.sha256 if man else "",
-            "filter": tables.filter_string, "n_runs": str(len(tables.runs)),
-            "run_key": run_key(manifest=man.sha256 if man else None, filter=tables.filter_string,
-                               alpha=s.alpha, correction=s.correction)}
+            n.TAG_SOURCE_EXPERIMENT: tables.experiment,
+            n.TAG_SOURCE_URI: display_uri(tables.uri),
+            n.TAG_MANIFEST: man.path if man else "",
+            n.TAG_MANIFEST_SHA256: man.sha256 if man else "",
+            n.TAG_FILTER: tables.filter_string, n.TAG_N_RUNS: str(len(tables.runs)),
+            n.TAG_RUN_KEY: run_key(manifest=man.sha256 if man else None,
+                                   filter=tables.filter_string, alpha=s.alpha,
+                                   correction=s.correction)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    import mlflow
     from mlflow.exceptions import MlflowException
 
+    store = Store(tables.uri)
     try:
-        with start_run(EXPERIMENT_STATS, run_name="stats", tags=tags,
-                       params={"stats.alpha": s.alpha, "stats.correction": s.correction,
-                               "filter": tables.filter_string}, uri=tables.uri) as run:
+        with store.start_run(EXPERIMENT_STATS, run_name="stats", tags=tags,
+                             params={"stats.alpha": s.alpha, "stats.correction": s.correction,
+                                     "filter": tables.filter_string}) as run:
             tmp = Path(tempfile.mkdtemp(prefix=".stats.", suffix=".tmp", dir=out))
             try:
-                metrics = write_outputs(tmp, tables, a, run.info.run_id)
-                mlflow.log_metrics(_flat(metrics))
-                mlflow.log_artifacts(str(tmp))
+                metrics = write_outputs(tmp, tables, a, run.run_id)
+                run.log_metrics(_flat(metrics))
+                run.flush()  # params and metrics in, then the files: nothing moves before
+                run.log_artifacts(tmp)
                 files = _move_into_place(tmp, out)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -129,7 +136,7 @@ def run_stats(settings: Settings, *, manifest: str | Path | None,
         raise DeepFNError(f"cannot log the stats run to {display_uri(tables.uri)}: {first}; "
                           "nothing was written") from None
     findings = a.table5.set_index("split")[[f"finding_{f}" for f in "abcd"]]
-    return {"metrics": metrics, "files": files, "mlflow_run_id": run.info.run_id,
+    return {"metrics": metrics, "files": files, "mlflow_run_id": run.run_id,
             "fetch_seconds": tables.seconds, "findings": findings.to_dict(orient="index"),
             **_counts(tables)}
 

@@ -1,94 +1,56 @@
-"""MLflow conventions in one place: the store, experiment names, tags, run keys.
+"""MLflow conventions in one place: the store and its client, names, run keys, the batched writer.
 
-The store is ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts`` (MLflow
->= 3.13 refuses the old file store).  ``MLFLOW_TRACKING_URI`` overrides it (e.g. a server).
+    from deepfn.tracking import EXPERIMENT_AU, Store, common_tags
+    store = Store(configured=settings.tracking.uri)     # explicit URI > MLFLOW_TRACKING_URI > this
+    with store.start_run(EXPERIMENT_AU, run_name="x", tags=common_tags(...)) as run:
+        run.log_metrics({"test/score": 0.6})            # queued; sent in log_batch calls
 
-Every deepfn run carries :func:`common_tags` (``profile``, ``git_commit``, ``data_version``,
-``stage``) plus the tags of its kind; re-runnable work carries a deterministic ``run_key`` so a
-rerun skips what already finished (:func:`finished_runs_by_key`).
+Modules: :mod:`~deepfn.tracking.store` (:class:`Store`, URI precedence, experiments, search),
+:mod:`~deepfn.tracking.writer` (:class:`RunWriter`, the one batched writer),
+:mod:`~deepfn.tracking.names` (experiment, tag and metric names), :mod:`~deepfn.tracking.ui`
+(links to the MLflow UI's runs view).  Importing this package does not import mlflow.
+
+Every deepfn run carries :func:`common_tags` (``stage``, ``profile``, ``data_version``,
+``git_commit``) plus the tags of its kind; re-runnable work carries a deterministic ``run_key``
+so a rerun skips what already finished (:meth:`Store.finished_by_key`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
+
+from deepfn.tracking.names import (
+    EXPERIMENT_AU,
+    EXPERIMENT_NORMALIZER,
+    EXPERIMENT_STATS,
+    EXPERIMENT_TUNING,
+    EXPERIMENTS,
+    TAG_DATA_VERSION,
+    TAG_GIT_COMMIT,
+    TAG_PROFILE,
+    TAG_RUN_KEY,
+    TAG_STAGE,
+)
+from deepfn.tracking.store import (
+    DEFAULT_TRACKING_URI,
+    ENV_TRACKING_URI,
+    Store,
+    display_uri,
+    resolve_tracking_uri,
+)
+from deepfn.tracking.writer import RunWriter
 
 __all__ = [
     "EXPERIMENT_NORMALIZER", "EXPERIMENT_AU", "EXPERIMENT_STATS", "EXPERIMENT_TUNING",
-    "DEFAULT_TRACKING_URI", "resolve_tracking_uri", "client", "experiment_id", "run_key",
-    "git_commit", "common_tags", "start_run", "finished_runs_by_key", "flatten_params",
-    "log_params_batch", "iter_runs",
+    "EXPERIMENTS", "TAG_RUN_KEY", "TAG_STAGE", "DEFAULT_TRACKING_URI", "ENV_TRACKING_URI",
+    "resolve_tracking_uri", "display_uri", "Store", "RunWriter", "run_key", "git_commit",
+    "common_tags", "flatten_params",
 ]
-
-EXPERIMENT_NORMALIZER = "deepfn-normalizer"
-EXPERIMENT_AU = "deepfn-au"
-EXPERIMENT_STATS = "deepfn-stats"
-EXPERIMENT_TUNING = "deepfn-tuning"
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
-
-# Tag names the stats stage and the MLflow UI filters rely on.
-TAG_RUN_KEY = "run_key"
-TAG_STAGE = "stage"
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` > explicit ``uri`` > the project default; sqlite dirs are made."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or uri or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return uri
-
-
-def _artifact_root(uri: str) -> str | None:
-    """Artifacts live next to the sqlite file (``mlruns/artifacts``); servers choose their own."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///")).resolve()
-        return (db.parent / "artifacts").as_uri()
-    return None
-
-
-def client(uri: str | None = None):  # -> mlflow.MlflowClient (imported lazily: mlflow is slow)
-    """A client of the resolved store, which also becomes the fluent API's (``mlflow.start_run``).
-
-    ``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI`` as a side effect; left in place,
-    the first store a process used would win every later :func:`resolve_tracking_uri` (whose
-    rule is "the environment wins"), so a second store in the same process would silently get
-    the first one's runs.  The user's environment is restored right after.
-    """
-    import mlflow
-
-    uri = resolve_tracking_uri(uri)
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-    return mlflow.MlflowClient(tracking_uri=uri)
-
-
-def experiment_id(name: str, uri: str | None = None) -> str:
-    """The id of experiment ``name``, created (with artifacts under ``mlruns/``) if missing."""
-    c = client(uri)
-    exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    root = _artifact_root(resolve_tracking_uri(uri))
-    location = f"{root}/{name}" if root else None
-    try:
-        return c.create_experiment(name, artifact_location=location)
-    except Exception:  # created concurrently by another process
-        exp = c.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
 
 
 def run_key(**parts: Any) -> str:
@@ -110,8 +72,8 @@ def git_commit() -> str:
 
 
 def common_tags(*, stage: str, profile: str, data_version: str) -> dict[str, str]:
-    return {TAG_STAGE: stage, "profile": profile, "data_version": data_version,
-            "git_commit": git_commit()}
+    return {TAG_STAGE: stage, TAG_PROFILE: profile, TAG_DATA_VERSION: data_version,
+            TAG_GIT_COMMIT: git_commit()}
 
 
 def flatten_params(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -123,75 +85,4 @@ def flatten_params(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
             out.update(flatten_params(v, key + "."))
         else:
             out[key] = str(list(v) if isinstance(v, tuple) else v)[:6000]
-    return out
-
-
-def log_params_batch(c, run_id: str, params: Mapping[str, Any]) -> None:
-    from mlflow.entities import Param
-
-    items = [Param(k, str(v)) for k, v in params.items()]
-    for i in range(0, len(items), 100):
-        c.log_batch(run_id, params=items[i:i + 100])
-
-
-@contextmanager
-def start_run(experiment: str, *, run_name: str, tags: Mapping[str, str],
-              params: Mapping[str, Any] | None = None, parent_run_id: str | None = None,
-              uri: str | None = None) -> Iterator[Any]:
-    """Open an MLflow run (fluent API, so ``mlflow.log_*`` work inside) with the project's tags.
-
-    A run whose body raises is marked FAILED (and a rerun with the same ``run_key`` redoes it);
-    KeyboardInterrupt marks it KILLED.
-    """
-    import mlflow
-
-    exp_id = experiment_id(experiment, uri)
-    all_tags = dict(tags)
-    if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
-    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags,
-                           nested=mlflow.active_run() is not None)
-    try:
-        if params:
-            log_params_batch(mlflow.MlflowClient(), run.info.run_id, params)
-        yield run
-    except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    else:
-        mlflow.end_run(status="FINISHED")
-
-
-def iter_runs(c, experiment_ids: Sequence[str], filter_string: str = "", *,
-              max_results: int = 1000, all_views: bool = False) -> Iterator[Any]:
-    """Every run matching ``filter_string``, page by page (MLflow's ``page_token``)."""
-    from mlflow.entities import ViewType
-
-    view = ViewType.ALL if all_views else ViewType.ACTIVE_ONLY
-    token = None
-    while True:
-        page = c.search_runs(list(experiment_ids), filter_string=filter_string,
-                             run_view_type=view, max_results=max_results, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def finished_runs_by_key(experiment: str, uri: str | None = None,
-                         filter_string: str = "") -> dict[str, str]:
-    """``run_key -> run_id`` of FINISHED runs in ``experiment`` (paginated search)."""
-    c = client(uri)
-    exp = c.get_experiment_by_name(experiment)
-    if exp is None:
-        return {}
-    flt = "attributes.status = 'FINISHED'" + (f" and {filter_string}" if filter_string else "")
-    out: dict[str, str] = {}
-    for r in iter_runs(c, [exp.experiment_id], flt):
-        key = r.data.tags.get(TAG_RUN_KEY)
-        if key:
-            out.setdefault(key, r.info.run_id)
     return out

@@ -75,17 +75,17 @@ class Reporter:
     """Intermediate scores -> Optuna (pruning) and the trial's MLflow run (``val_score``)."""
 
     def __init__(self, trial: optuna.Trial) -> None:
-        import mlflow
+        from deepfn.tuning.report import active_trial_run
 
-        self.trial, self._mlflow = trial, mlflow
+        self.trial, self.run = trial, active_trial_run()
 
     def params(self, params: dict[str, Any]) -> None:
-        if self._mlflow.active_run() is not None:
-            self._mlflow.log_params(params)
+        if self.run is not None:
+            self.run.log_params(params)
 
     def metric(self, name: str, value: float, step: int | None = None) -> None:
-        if self._mlflow.active_run() is not None:
-            self._mlflow.log_metric(name, float(value), step=step)
+        if self.run is not None:
+            self.run.log_metric(name, float(value), step=step or 0)
 
     def report(self, step: int, value: float, name: str = "val_score") -> None:
         self.trial.report(float(value), step)

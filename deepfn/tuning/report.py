@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,132 +29,134 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from deepfn.tracking import (
-    EXPERIMENT_TUNING,
-    client,
-    experiment_id,
-    log_params_batch,
-    run_key,
-    start_run,
-)
+from deepfn.tracking import EXPERIMENT_TUNING, RunWriter, Store, run_key
+from deepfn.tracking import names as n
 from deepfn.tuning.space import to_overrides
 from deepfn.utils.io import write_text
 
-__all__ = ["StudyTracker", "write_plots", "export_best", "dvc_command"]
+__all__ = ["StudyTracker", "active_trial_run", "write_plots", "export_best", "dvc_command"]
+
+# The trial run of the objective running in this thread/task (see StudyTracker.trial_run).
+_TRIAL_RUN: ContextVar[RunWriter | None] = ContextVar("deepfn_trial_run", default=None)
+
+
+def active_trial_run() -> RunWriter | None:
+    """The MLflow run of the trial whose objective is running here (None outside a study)."""
+    return _TRIAL_RUN.get()
 
 
 class StudyTracker:
     """MLflow study run + nested trial runs (see the module docstring)."""
 
     def __init__(self, *, study_name: str, storage: str, target: str, tags: Mapping[str, str],
-                 params: Mapping[str, Any] | None = None, uri: str | None = None) -> None:
-        self.study_name, self.target, self.uri = study_name, target, uri
+                 params: Mapping[str, Any] | None = None, uri: str | None = None,
+                 configured_uri: str | None = None) -> None:
+        self.study_name, self.target = study_name, target
+        self.store = Store(uri, configured=configured_uri)
         self.key = run_key(kind="optuna-study", study=study_name, storage=storage)
-        self.tags = {**tags, "optuna_study": study_name, "optuna_storage": storage,
-                     "tune_target": target}
+        self.tags = {**tags, n.TAG_OPTUNA_STUDY: study_name, n.TAG_OPTUNA_STORAGE: storage,
+                     n.TAG_TUNE_TARGET: target}
         self.params = dict(params or {})
         self.run_id: str | None = None
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        """One MlflowClient for the tracker's lifetime (creating one costs ~50 ms)."""
-        if self._client is None:
-            self._client = client(self.uri)
-        return self._client
 
     def open(self) -> str:
         """Find (or create) the study run and mark it RUNNING; concurrent openers converge on the
         oldest run with this key (a duplicate made in a race is deleted)."""
-        c = self.client
-        exp = experiment_id(EXPERIMENT_TUNING, self.uri)
-        runs = self._find(c, exp)
+        c = self.store.client
+        runs = self._find()
         if not runs:
-            run = c.create_run(exp, run_name=f"study-{self.study_name}",
-                               tags={**self.tags, "run_key": self.key, "deepfn_role": "study"})
-            if self.params:
-                log_params_batch(c, run.info.run_id, self.params)
-            runs = self._find(c, exp)
+            run = self.store.create_run(
+                EXPERIMENT_TUNING, run_name=f"study-{self.study_name}", params=self.params,
+                tags={**self.tags, n.TAG_RUN_KEY: self.key, n.TAG_ROLE: n.ROLE_STUDY})
+            run.flush()
+            runs = self._find()
             for dup in runs[1:]:
-                if dup.info.run_id == run.info.run_id:
+                if dup.info.run_id == run.run_id:
                     c.delete_run(dup.info.run_id)
         self.run_id = runs[0].info.run_id
         c.update_run(self.run_id, status="RUNNING")
         return self.run_id
 
-    def _find(self, c: Any, exp: str) -> list[Any]:
-        runs = c.search_runs([exp], filter_string=f"tags.run_key = '{self.key}'",
-                             max_results=50)
+    def _find(self) -> list[Any]:
+        exp = self.store.experiment_id(EXPERIMENT_TUNING)
+        runs = self.store.client.search_runs(
+            [exp], filter_string=f"tags.{n.TAG_RUN_KEY} = '{self.key}'", max_results=50)
         return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
     @contextmanager
-    def trial_run(self, trial: optuna.Trial) -> Iterator[Any]:
-        """The trial's MLflow run, active (fluent) while the objective runs."""
-        import mlflow
-
-        tags = {**self.tags, "deepfn_role": "trial", "optuna_trial": str(trial.number),
-                "optuna_trial_id": str(trial._trial_id)}
+    def trial_run(self, trial: optuna.Trial) -> Iterator[RunWriter]:
+        """The trial's MLflow run, :func:`active_trial_run` while the objective runs; every
+        write goes out at once (a killed trial keeps its intermediate scores)."""
+        tags = {**self.tags, n.TAG_ROLE: n.ROLE_TRIAL, n.TAG_OPTUNA_TRIAL: str(trial.number),
+                n.TAG_OPTUNA_TRIAL_ID: str(trial._trial_id)}
         frozen = trial.study._storage.get_trial(trial._trial_id)  # Trial has no system_attrs
         retried = frozen.system_attrs.get("failed_trial")
         if retried is not None:
-            tags["optuna_retry_of"] = str(retried)
+            tags[n.TAG_OPTUNA_RETRY_OF] = str(retried)
         pruned: optuna.TrialPruned | None = None
-        with start_run(EXPERIMENT_TUNING, run_name=f"{self.study_name}-trial-{trial.number}",
-                       tags=tags, parent_run_id=self.run_id, uri=self.uri) as run:
-            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        with self.store.start_run(EXPERIMENT_TUNING,
+                                  run_name=f"{self.study_name}-trial-{trial.number}", tags=tags,
+                                  parent_run_id=self.run_id, flush_every=1) as run:
+            trial.set_user_attr("mlflow_run_id", run.run_id)
+            token = _TRIAL_RUN.set(run)
             try:
                 yield run
             except optuna.TrialPruned as exc:  # a pruned run is FINISHED, not FAILED
-                mlflow.set_tag("optuna_state", "PRUNED")
+                run.set_tags({n.TAG_OPTUNA_STATE: "PRUNED"})
                 pruned = exc
             else:
-                mlflow.set_tag("optuna_state", "COMPLETE")
+                run.set_tags({n.TAG_OPTUNA_STATE: "COMPLETE"})
+            finally:
+                _TRIAL_RUN.reset(token)
         if pruned is not None:
             raise pruned
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Study callback: trial params/value on its run, progress metrics on the study run
         (one ``log_batch`` each: every sqlite commit costs ~10 ms)."""
-        from mlflow.entities import Metric, Param
+        from mlflow.exceptions import MlflowException
 
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id is None or self.run_id is None:
             return
-        now, step = int(time.time() * 1000), trial.number
-        c = self.client
-        values = [Metric("value", float(trial.value), now, 0)] if trial.value is not None else []
+        step = trial.number
+        run = self.store.writer(run_id)
+        if trial.value is not None:
+            run.log_metric(n.METRIC_VALUE, float(trial.value))
+        run.log_params(trial.params)
         try:
-            c.log_batch(run_id, metrics=values,
-                        params=[Param(k, str(v)) for k, v in trial.params.items()])
-        except Exception:  # params already logged with another repr by the objective
-            c.log_batch(run_id, metrics=values)
+            run.flush()
+        except MlflowException:  # params already logged with another repr by the objective
+            run.drop_params()
+            run.flush()
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
                                                             TrialState.PRUNED))
-        metrics = [Metric("n_finished", float(len(finished)), now, step)]
+        metrics = {n.METRIC_N_FINISHED: float(len(finished))}
         if trial.value is not None:
-            metrics.append(Metric("trial_value", float(trial.value), now, step))
+            metrics[n.METRIC_TRIAL_VALUE] = float(trial.value)
         if _complete(study):
-            metrics.append(Metric("best_value", float(study.best_value), now, step))
-        c.log_batch(self.run_id, metrics=metrics)
+            metrics[n.METRIC_BEST_VALUE] = float(study.best_value)
+        study_run = self.store.writer(self.run_id)
+        study_run.log_metrics(metrics, step=step)
+        study_run.flush()
 
     def mark_killed(self, trial: FrozenTrial) -> None:
         """A reclaimed trial's run (left RUNNING by its dead worker) -> KILLED."""
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
-            c = self.client
+            c = self.store.client
             if c.get_run(run_id).info.status == "RUNNING":
                 c.set_terminated(run_id, status="KILLED")
 
     def close(self, status: str, files: list[Path], summary: Mapping[str, Any]) -> None:
         if self.run_id is None:
             return
-        c = self.client
+        run = self.store.writer(self.run_id)
         for f in files:
-            c.log_artifact(self.run_id, str(f))
-        for k, v in summary.items():
-            if isinstance(v, int | float) and not isinstance(v, bool):
-                c.log_metric(self.run_id, k, float(v))
-        c.set_terminated(self.run_id, status=status)
+            run.log_artifact(f)
+        run.log_metrics({k: float(v) for k, v in summary.items()
+                         if isinstance(v, int | float) and not isinstance(v, bool)})
+        run.terminate(status)
 
 
 def _complete(study: optuna.Study) -> list[FrozenTrial]:

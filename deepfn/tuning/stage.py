@@ -101,7 +101,8 @@ def _open_study_run(settings: Settings, plan: _Plan, data: TuneData, objective: 
     from deepfn.tuning.report import StudyTracker
 
     tracker = StudyTracker(
-        study_name=plan.name, storage=plan.label, target=plan.target, uri=settings.tracking.uri,
+        study_name=plan.name, storage=plan.label, target=plan.target,
+        configured_uri=settings.tracking.uri,
         tags=common_tags(stage="tune", profile=settings.profile,
                          data_version=data_version(data.original)),
         params={"n_trials": plan.n_trials, "pruner": settings.tune.pruner,

@@ -29,9 +29,7 @@ def _settings():
 
 
 def _model_runs(uri: str) -> list:
-    c = tracking.client(uri)
-    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, uri)
-    return list(search_runs(c, exp_id, "tags.kind = 'model'"))
+    return list(search_runs(tracking.Store(uri), tracking.EXPERIMENT_AU, "tags.kind = 'model'"))
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,7 @@ def test_manifest_lists_every_run(stage) -> None:
 
 
 def test_runs_carry_the_tags_metrics_and_table_the_stats_stage_reads(stage) -> None:
-    c = tracking.client(stage["uri"])
+    c = tracking.Store(stage["uri"]).client
     runs = stage["runs"]
     assert all(r.info.status == "FINISHED" for r in runs)
     run = next(r for r in runs if r.data.tags["group"] == "gender"
@@ -105,7 +103,7 @@ def test_runs_carry_the_tags_metrics_and_table_the_stats_stage_reads(stage) -> N
 
 
 def test_person_dependent_and_independent_share_test_frames(stage) -> None:
-    c = tracking.client(stage["uri"])
+    c = tracking.Store(stage["uri"]).client
     person = [r for r in stage["runs"] if r.data.tags["group"] == "person"
               and r.data.tags["normalization"] == "original"]
     frames: dict[str, Counter] = {}
@@ -124,7 +122,7 @@ def test_person_dependent_and_independent_share_test_frames(stage) -> None:
 
 def test_dependent_models_get_as_many_steps_as_independent_ones(stage) -> None:
     """equal_steps: a person-dependent model (1 subject) runs n_train (2) x the epochs."""
-    c = tracking.client(stage["uri"])
+    c = tracking.Store(stage["uri"]).client
     epochs = {r.data.tags["evaluation"]: len(c.get_metric_history(r.info.run_id, "train_loss"))
               for r in stage["runs"] if r.data.tags["group"] == "person"}
     assert epochs == {"independent": 1, "dependent": 2}
@@ -179,8 +177,8 @@ def test_interrupted_run_resumes_to_the_same_runs(corpora, stage, mlflow_store, 
     assert len(done) == 7
     # a hard kill can leave a RUNNING run behind: it must be marked KILLED and redone
     pending = next(r["run_key"] for r in stage["manifest"]["runs"] if r["run_key"] not in done)
-    c = tracking.client(mlflow_store)
-    exp_id = tracking.experiment_id(tracking.EXPERIMENT_AU, mlflow_store)
+    store = tracking.Store(mlflow_store)
+    c, exp_id = store.client, store.experiment_id(tracking.EXPERIMENT_AU)
     stale = c.create_run(exp_id, tags={"kind": "model", "run_key": pending}).info.run_id
 
     m = run_experiments(_settings(), corpora["original"], corpora["normalized"],
@@ -192,7 +190,7 @@ def test_interrupted_run_resumes_to_the_same_runs(corpora, stage, mlflow_store, 
     keys = [r.data.tags["run_key"] for r in runs]
     assert len(set(keys)) == N_RUNS
     assert set(keys) == {r["run_key"] for r in stage["manifest"]["runs"]}
-    parents = list(search_runs(c, exp_id, "tags.kind = 'condition'"))
+    parents = list(search_runs(store, tracking.EXPERIMENT_AU, "tags.kind = 'condition'"))
     assert len(parents) == len(stage["manifest"]["counts"]["conditions"])
     assert all(p.info.status == "FINISHED" for p in parents)
 

@@ -71,10 +71,11 @@ def synthetic_store(synthetic_db: tuple[Path, list[dict[str, object]]], tmp_path
 @pytest.fixture
 def log_run(store: str):
     """``log_run(group, evaluation, normalization, repetition, scores, ...) -> run_id``."""
-    from deepfn.tracking import EXPERIMENT_AU, client, experiment_id
+    from deepfn.tracking import EXPERIMENT_AU, Store
     from tests.stats.synthetic_runs import log_model_run
 
-    c, exp = client(store), experiment_id(EXPERIMENT_AU, store)
+    s = Store(store)
+    c, exp = s.client, s.experiment_id(EXPERIMENT_AU)
 
     def log(group: str, evaluation: str, normalization: str, repetition: int,
             scores: dict[str, float], *, train: str = "others", test: str = "others",

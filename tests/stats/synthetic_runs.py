@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfn.data.corpus import AUS, DISFA_AUS
-from deepfn.tracking import EXPERIMENT_AU, client, experiment_id, run_key
+from deepfn.tracking import EXPERIMENT_AU, RunWriter, Store, run_key
 from deepfn.utils.io import write_json
 
 __all__ = ["AU_NAMES", "DISFA_AU_NAMES", "log_model_run", "write_synthetic_store", "main"]
@@ -57,8 +57,6 @@ def log_model_run(c, experiment: str, *, tags: Mapping[str, str],
                   participants: Mapping[str, float], aus: Mapping[str, float] | None = None,
                   epochs: int = 0, status: str = "FINISHED") -> str:
     """Log one model run (scores are fractions) the way the experiments stage does; its id."""
-    from mlflow.entities import Metric
-
     now = int(time.time() * 1000)
     run = c.create_run(experiment, tags={"kind": "model", "stage": "experiments", **tags})
     values: dict[str, float] = {}
@@ -72,12 +70,12 @@ def log_model_run(c, experiment: str, *, tags: Mapping[str, str],
         values.update({f"reference/{ref}/f1": f1, f"reference/{ref}/accuracy": acc,
                        f"reference/{ref}/score": (f1 + acc) / 2})
     values.update({"best_epoch": float(max(epochs - 1, 0)), "n_aus_without_positives": 0.0})
-    metrics = [Metric(k, v, now, 0) for k, v in values.items()]
-    metrics += [Metric(name, 1.0 / (e + 1), now, e) for e in range(epochs)
-                for name in ("train_loss", "val_f1")]
-    for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
-        c.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
-    c.set_terminated(run.info.run_id, status=status)
+    writer = RunWriter(c, run.info.run_id)
+    writer.log_metrics(values, timestamp=now)
+    for e in range(epochs):
+        writer.log_metrics({"train_loss": 1.0 / (e + 1), "val_f1": 1.0 / (e + 1)}, step=e,
+                           timestamp=now)
+    writer.terminate(status)
     return run.info.run_id
 
 
@@ -119,8 +117,8 @@ def write_synthetic_store(uri: str, *, repetitions: int = 3, seed: int = 0,
     parent run per split x normalization x repetition.
     """
     rng = np.random.default_rng(seed)
-    c = client(uri)
-    exp = experiment_id(EXPERIMENT_AU, uri)
+    store = Store(uri)
+    c, exp = store.client, store.experiment_id(EXPERIMENT_AU)
     roster = _roster()
     person_effect = {s: rng.normal(0.0, 0.03) for s in roster}
     au_offset = {au: rng.normal(0.0, 0.05) for au in AU_NAMES}

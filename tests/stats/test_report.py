@@ -13,7 +13,7 @@ import pytest
 
 from deepfn.config.load import settings_from_dict
 from deepfn.stats import OUTPUTS, run_stats
-from deepfn.tracking import EXPERIMENT_STATS, client
+from deepfn.tracking import EXPERIMENT_STATS, Store
 
 from .conftest import copy_store, write_manifest
 
@@ -107,7 +107,7 @@ def test_csvs_and_metrics(stage: Path) -> None:
 
 
 def test_stats_run_is_logged_with_manifest_hash(stage: Path) -> None:
-    c = client()
+    c = Store().client  # MLFLOW_TRACKING_URI: the stage's store
     exp = c.get_experiment_by_name(EXPERIMENT_STATS)
     [run] = c.search_runs([exp.experiment_id])
     manifest = (stage / "results" / "experiments.json").read_bytes()

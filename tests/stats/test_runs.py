@@ -9,7 +9,7 @@ import pytest
 from deepfn.errors import DeepFNError
 from deepfn.stats import runs as runs_mod
 from deepfn.stats.runs import fetch_runs, load_manifest
-from deepfn.tracking import EXPERIMENT_AU, client
+from deepfn.tracking import EXPERIMENT_AU, Store
 
 from .conftest import write_manifest
 
@@ -42,8 +42,9 @@ def test_tidy_tables_one_row_per_run_and_participant(store: str, log_run, tmp_pa
 def test_pagination_more_runs_than_one_page(store: str, log_run, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     ids = [log_run("person", "independent", "original", i, {"F001": 0.5}) for i in range(12)]
-    exp = client(store).get_experiment_by_name(EXPERIMENT_AU)
-    first = client(store).search_runs([exp.experiment_id], max_results=5)
+    c = Store(store).client
+    exp = c.get_experiment_by_name(EXPERIMENT_AU)
+    first = c.search_runs([exp.experiment_id], max_results=5)
     assert len(first) == 5 and first.token  # so more than one page is needed
     by_tags = fetch_runs(store, max_results=5)
     assert sorted(by_tags.runs["run_id"]) == sorted(ids)
@@ -65,10 +66,8 @@ def test_manifest_selects_only_its_runs(store: str, log_run, tmp_path: Path) -> 
 
 
 def test_tag_selection_skips_condition_runs_and_unfinished(store: str, log_run) -> None:
-    from deepfn.tracking import experiment_id
-
-    c = client(store)
-    c.create_run(experiment_id(EXPERIMENT_AU, store), tags={"kind": "condition"})
+    s = Store(store)
+    s.client.create_run(s.experiment_id(EXPERIMENT_AU), tags={"kind": "condition"})
     done = log_run("person", "independent", "original", 0, {"F001": 0.5})
     log_run("person", "independent", "original", 1, {"F001": 0.5}, status="FAILED")
     assert list(fetch_runs(store).runs["run_id"]) == [done]
@@ -119,3 +118,19 @@ def test_unknown_tags_are_noted_not_fatal(store: str, log_run) -> None:
     t = fetch_runs(store)
     assert len(t.runs) == 2
     assert any("1 run(s) lack a known group" in n for n in t.notes)
+
+
+def test_an_explicit_uri_beats_the_environment_which_beats_tracking_uri(
+        synthetic_store, blank_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    uri, manifest = synthetic_store
+    empty = tmp_path / "empty.db"
+    shutil.copyfile(blank_db, empty)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{empty}")
+    tables = fetch_runs(uri, manifest, configured_uri=f"sqlite:///{empty}")
+    assert tables.uri == uri and len(tables.runs) == 28
+    with pytest.raises(DeepFNError, match="has no experiment 'deepfn-au'"):
+        fetch_runs(None, manifest, configured_uri=uri)  # the environment's (empty) store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert fetch_runs(None, manifest, configured_uri=uri).uri == uri

@@ -68,9 +68,9 @@ def test_stage_runs_the_real_classifier_objective(tmp_path, tiny, tuning_mlflow,
     allowed = {s for p in plans for s in (*p.train, *p.val)}
     assert {s for _, s in read} == allowed and {c for c, _ in read} == {"clf", "normalized"}
     # ... and the study's MLflow run records which subjects played which role
-    from deepfn.tracking import EXPERIMENT_TUNING, client
+    from deepfn.tracking import EXPERIMENT_TUNING, Store
 
-    c = client(tuning_mlflow)
+    c = Store(tuning_mlflow).client
     (run,) = c.search_runs([c.get_experiment_by_name(EXPERIMENT_TUNING).experiment_id],
                            "tags.deepfn_role = 'study'")
     assert set(run.data.params["subjects.val"].split()) == {s for p in plans for s in p.val}

@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from deepfn.config.load import load_settings
-from deepfn.tracking import EXPERIMENT_TUNING, client
+from deepfn.tracking import EXPERIMENT_TUNING, Store
 from deepfn.tuning import TuneData, tune
 from deepfn.tuning.study import make_storage
 from tests.tuning.worker import FastObjective
@@ -29,7 +29,7 @@ def _data(tiny: dict[str, Path]) -> TuneData:
 
 
 def _runs(uri: str, study: str) -> dict[str, list]:
-    c = client(uri)
+    c = Store(uri).client
     exp = c.get_experiment_by_name(EXPERIMENT_TUNING)
     runs = c.search_runs([exp.experiment_id], f"tags.optuna_study = '{study}'",
                          max_results=500)
@@ -79,7 +79,7 @@ def test_trials_are_mlflow_runs_nested_under_the_study_run(tmp_path, tiny, tunin
     assert numbers == [0, 1, 2]
     for name in ("history", "importances", "parallel"):
         assert (tmp_path / "reports" / f"nest_{name}.png").stat().st_size > 1000
-    artifacts = {f.path for f in client(tuning_mlflow).list_artifacts(study_run.info.run_id)}
+    artifacts = {f.path for f in Store(tuning_mlflow).client.list_artifacts(study_run.info.run_id)}
     assert {"nest_history.png", "nest_best.yaml", "nest_summary.json"} <= artifacts
     # rerunning the finished study does no work and reuses the same study run
     again = tune(settings, target="classifier", data=_data(tiny), study_name="nest",
@@ -148,7 +148,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, tiny, tunin
     assert retry.params == killed.params and retry.state in FINISHED
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     assert [t for t in trials if t.state == TrialState.FAIL] == [dead]
-    c = client(tuning_mlflow)
+    c = Store(tuning_mlflow).client
     assert c.get_run(killed.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     assert len(_runs(tuning_mlflow, name)["study"]) == 1
 
