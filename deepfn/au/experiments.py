@@ -309,7 +309,8 @@ def _progress(enabled: bool, label: str, total: int) -> Iterator[Callable[[float
         yield lambda rate: bar.update(task, advance=1, rate=f"{rate:,.0f} img/s")
 
 
-def write_manifest(out: str | Path, p: Plan, resumed: Resumed, counts: Counter[str]) -> dict:
+def write_manifest(out: str | Path, p: Plan, resumed: Resumed, counts: Counter[str]
+                   ) -> dict[str, Any]:
     """Write (atomically) the manifest -- one entry per run, counts per condition: a function of
     the plan and its runs only, so finding the same runs again writes the same file -- and return
     it with this call's counts added (``models_trained``, ``runs_logged``, ``runs_skipped``)."""
@@ -323,7 +324,7 @@ def write_manifest(out: str | Path, p: Plan, resumed: Resumed, counts: Counter[s
                          "test_group": ev.test_group, "normalization": ev.normalization,
                          "repetition": ev.repetition, "split_seed": ev.split_seed})
     conditions = Counter(ev.condition for m in p.models for ev in m.plan.evaluations)
-    manifest = {
+    manifest: dict[str, Any] = {
         "experiment": tracking.EXPERIMENT_AU, "tracking_uri": resumed.store.uri,
         "data_version": p.data_version, "template": p.template, "runs": runs,
         "counts": {"models": len(p.models), "runs": len(runs),
@@ -337,7 +338,7 @@ def write_manifest(out: str | Path, p: Plan, resumed: Resumed, counts: Counter[s
 
 def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir: str | Path,
                     template_json: str | Path, out: str | Path, uri: str | None = None, *,
-                    progress: bool = True) -> dict:
+                    progress: bool = True) -> dict[str, Any]:
     """Run (or resume) every experiment, write the manifest ``out`` and return it.
 
     With the ``process`` strategy workers are spawned: call this from a script guarded by

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def reference_metrics(p: np.ndarray, q: np.ndarray) -> dict[str, dict[str, np.nd
 
 def participant_rows(participants: np.ndarray, labels: np.ndarray, probs: np.ndarray,
                      au_names: Sequence[str], threshold: float = 0.5,
-                     train_rate: np.ndarray | None = None) -> list[dict]:
+                     train_rate: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The per-participant x AU table: rows {participant, au, f1, accuracy, score, n_frames,
     n_positive, <reference>_f1, <reference>_accuracy}.
 
@@ -121,7 +122,7 @@ def participant_rows(participants: np.ndarray, labels: np.ndarray, probs: np.nda
     """
     participants = np.asarray(participants)
     q = np.full(len(au_names), np.nan) if train_rate is None else np.asarray(train_rate)
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     for p in dict.fromkeys(participants.tolist()):  # first-seen order, stable
         sel = participants == p
         m = au_metrics(labels[sel], probs[sel], threshold)
@@ -141,7 +142,7 @@ def participant_rows(participants: np.ndarray, labels: np.ndarray, probs: np.nda
     return rows
 
 
-def summarize_rows(rows: Sequence[dict]) -> dict[str, float]:
+def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Aggregate a participant table into the logged metrics (names as the stats stage reads).
 
     ``test/score|f1|accuracy``: mean over participants of their mean over AUs;
@@ -154,8 +155,8 @@ def summarize_rows(rows: Sequence[dict]) -> dict[str, float]:
     if not rows:
         return out
     metrics = SCORE_METRICS
-    by_p: dict[str, list[dict]] = {}
-    by_au: dict[str, list[dict]] = {}
+    by_p: dict[str, list[dict[str, Any]]] = {}
+    by_au: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_p.setdefault(r["participant"], []).append(r)
         by_au.setdefault(r["au"], []).append(r)

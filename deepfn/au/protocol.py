@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -132,7 +133,7 @@ class Evaluation:
         return (f"{self.group}/{self.evaluation}/{self.train_group}->{self.test_group}/"
                 f"{self.normalization}")
 
-    def fields(self) -> dict:
+    def fields(self) -> dict[str, Any]:
         """All fields (what the run key is made of)."""
         return asdict(self)
 

@@ -96,6 +96,10 @@ def save_work_checkpoint(path: Path, *, model: DeepFNAutoencoder, optimizer: Any
         "format": FORMAT, "kind": "work", "key": key, "arch": asdict(model.cfg),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+        # the CUDA generator's state too where the run is on CUDA (restored only on CUDA, so a
+        # GPU checkpoint resumes on a CPU and vice versa)
+        **({"cuda_rng": torch.cuda.get_rng_state(model_device)}
+           if (model_device := next(model.parameters()).device).type == "cuda" else {}),
         "iteration": state.iteration, "loss_subject": list(state.loss_subject),
         "loss_template": list(state.loss_template),
         "iterations_per_s": [list(p) for p in state.iterations_per_s],

@@ -135,7 +135,7 @@ def _file_sha(corpus_dir: Path, subject: str) -> str:
     return entry["sha256"] if entry else sha256_file(corpus_dir / f"{subject}.npz")
 
 
-def _params(settings) -> dict[str, str]:
+def _params(settings: Settings) -> dict[str, str]:
     return flatten_params({"profile": settings.profile,
                            "normalize": settings.normalize.model_dump(),
                            "preprocess": settings.preprocess.model_dump(),
@@ -202,7 +202,7 @@ def _subject_tags(subject: str, row: dict[str, Any], template_subject: str) -> d
 
 
 # ---------------------------------------------------------------------------------- pretrain
-def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
+def run_pretrain(settings: Settings, *, template_dir: str | Path, out: str | Path,
                  work_dir: str | Path = WORK_DIR / "pretrain", progress: bool = True
                  ) -> dict[str, Any]:
     """Train E and D^y on the template alone; D^x <- D^y; write ``out`` (kind 'pretrained')."""
@@ -242,8 +242,8 @@ def run_pretrain(settings, *, template_dir: str | Path, out: str | Path,
 
 
 # --------------------------------------------------------------------------------- normalize
-def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir: str | Path,
-                  pretrained: str | Path, out: str | Path,
+def run_normalize(settings: Settings, *, subject: str, data_dir: str | Path,
+                  template_dir: str | Path, pretrained: str | Path, out: str | Path,
                   work_dir: str | Path = WORK_DIR / "normalize", progress: bool = True
                   ) -> dict[str, Any]:
     """Train subject ``subject``'s autoencoder against the template; write ``out``."""
@@ -266,7 +266,8 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
             raise DeepFNError(f"{pretrained}: pretrained on template "
                               f"{pre_meta.get('template_subject')}, not {template.subject}; "
                               "rerun dvc repro pretrain")
-        init = {"pretrained": ckpt.content_hash(model)}  # the weights, not the file
+        # the weights, not the file
+        init: dict[str, str | int] = {"pretrained": ckpt.content_hash(model)}
     else:
         model = set_faces(init_model(arch, seed, s.init),
                           template=frames_to_tensor(template.images))
@@ -281,7 +282,8 @@ def run_normalize(settings, *, subject: str, data_dir: str | Path, template_dir:
     cfg = NormalizerTrainConfig.from_settings(s, device=device)
     tags = {**common_tags(stage="normalize", profile=settings.profile,
                           data_version=data_version(data_dir)),
-            **_subject_tags(subject, table.loc[subject].to_dict(), template.subject),
+            **_subject_tags(subject, {str(k): v for k, v in table.loc[subject].items()},
+                            template.subject),
             n.TAG_RUN_KEY: key, n.TAG_WARM_START: str(s.warm_start).lower(),
             **fingerprint_tags("normalize")}
     store = Store(configured=settings.tracking.uri)

@@ -286,6 +286,9 @@ def _resume(checkpoint: Path, key: str, model: DeepFNAutoencoder, opt: Adam,
     opt.load_state_dict(ck["optimizer"])
     generator.set_state(ck["generator"])
     torch.set_rng_state(ck["torch_rng"])
+    device = next(model.parameters()).device
+    if device.type == "cuda" and "cuda_rng" in ck:
+        torch.cuda.set_rng_state(ck["cuda_rng"], device)
     state = TrainState(iteration=ck["iteration"], loss_subject=list(ck["loss_subject"]),
                        loss_template=list(ck["loss_template"]),
                        iterations_per_s=[(int(i), float(v)) for i, v in ck["iterations_per_s"]],

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfn.compute.device import resolve_compute
 from deepfn.config.settings import Settings
 from deepfn.data.corpus import (
     SubjectData,
@@ -64,7 +65,7 @@ def _model_paths(models_dir: Path, subjects: list[str]) -> dict[str, Path]:
     return paths
 
 
-def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
+def run_transfer(settings: Settings, *, data_dir: str | Path, models_dir: str | Path,
                  out_dir: str | Path, reports_dir: str | Path, progress: bool = True
                  ) -> dict[str, Any]:
     """Write the normalized corpus and the diagnostics; returns the metrics dict."""
@@ -81,6 +82,8 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
     templates: set[str] = set()
     weights: dict[str, str] = {}  # subject -> content hash of its normalizer
     examples: list[tuple[np.ndarray, np.ndarray]] = []
+    compute = resolve_compute(settings.compute.device)  # Eq. 2 in fp32 on the stage's device
+    compute.configure()
     with atomic_dir(out_dir) as tmp, Progress(disable=not progress) as bar:
         task = bar.add_task("transfer", total=len(subjects))
         for i, sid in enumerate(subjects):
@@ -94,7 +97,8 @@ def run_transfer(settings, *, data_dir: str | Path, models_dir: str | Path,
             if data.images.shape[-1] != model.cfg.size:
                 raise DeepFNError(f"{data_dir}/{sid}.npz: frames are {data.images.shape[-1]}px, "
                                   f"the normalizer expects {model.cfg.size}px; rerun dvc repro")
-            after = normalize_frames(model, data.images, clf, settings.transfer.batch_size)
+            after = normalize_frames(compute.place(model), data.images, clf,
+                                     settings.transfer.batch_size)
             write_subject(tmp, SubjectData(sid, after, data.occurrence, data.intensity,
                                            data.sequence, data.frame))
             before = resize_frames(data.images, clf)

@@ -114,7 +114,7 @@ def references_markdown(refs: pd.DataFrame | None) -> str:
             what = ("**model**" if r["what"] == "model" else
                     "majority label of the subject" if r["what"] == "majority"
                     else REFERENCE_LABELS[r["what"]])
-            rows.append([SPLIT_LABELS[split], ev, what, fmt_pct(r["score"]), fmt_pct(r["f1"]),
+            rows.append([SPLIT_LABELS[str(split)], ev, what, fmt_pct(r["score"]), fmt_pct(r["f1"]),
                          fmt_pct(r["accuracy"]), int(r["n_runs"])])
     return ("Original data, mean over runs (%). References are expected values on each run's "
             "own test frames: *all-absent* predicts no AU; *random* predicts each AU present at "

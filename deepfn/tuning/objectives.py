@@ -214,7 +214,8 @@ class ClassifierObjective(_Views):
                                   splits, norms)
         needed = sorted({s for p in self.plans for s in (*p.train, *p.val)})
         src = {"original": data.original, "deepfn": data.normalized}
-        self.views = {n: write_validation_view(src[n], self.root / n, needed) for n in norms}
+        self.views = {n: write_validation_view(d, self.root / n, needed)
+                      for n in norms if (d := src[n]) is not None}
         self.subjects = _audit(self.plans)
 
     def __call__(self, trial: optuna.Trial) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shlex
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
@@ -180,7 +180,8 @@ def write_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
     n = len(_complete(study))
     # fANOVA (Optuna's default evaluator); fewer trees while the study is small (seconds saved)
     evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=16 if n < 30 else 64, seed=0)
-    plots = {"history": (ovm.plot_optimization_history, 1),
+    plots: dict[str, tuple[Callable[[optuna.Study], Any], int]] = {
+             "history": (ovm.plot_optimization_history, 1),
              "importances": (partial(ovm.plot_param_importances, evaluator=evaluator), 2),
              "parallel": (ovm.plot_parallel_coordinate, 1)}
     written = []

@@ -326,8 +326,9 @@ def run_study(study: optuna.Study, objective: Objective, n_trials: int, *,
         if count_finished(st) + _live_running(st, exclude=frozen.number) >= n_trials:
             st.stop()
 
-    cbs = [account, optuna.study.MaxTrialsCallback(n_trials, states=COUNTED), stop_when_full,
-           *(callbacks or [])]
+    cbs: list[Callable[[optuna.Study, FrozenTrial], None]] = [
+        account, optuna.study.MaxTrialsCallback(n_trials, states=COUNTED), stop_when_full,
+        *(callbacks or [])]
     t0 = time.perf_counter()
     try:
         study.optimize(wrapped, n_trials=n_trials - start_finished + 1, callbacks=cbs,

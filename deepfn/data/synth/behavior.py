@@ -111,11 +111,13 @@ def sequence_intensities(t: np.ndarray, segments: list[dict[str, float]], *, exp
         u, level = rng.random(), rng.uniform(0.4, 1.6)
         if u < 0.12 * expressivity:
             out[:, _IX[au]] = np.maximum(out[:, _IX[au]], level)
-    return np.clip(out, 0.0, 5.0)
+    clipped: np.ndarray = np.clip(out, 0.0, 5.0)
+    return clipped
 
 
 def _episode_profile(t: np.ndarray, s0: float, on: float, apex: float, off: float) -> np.ndarray:
-    return _smoothstep((t - s0) / on) * (1 - _smoothstep((t - s0 - on - apex) / off))
+    out: np.ndarray = _smoothstep((t - s0) / on) * (1 - _smoothstep((t - s0 - on - apex) / off))
+    return out
 
 
 def cover_parts(inten: np.ndarray, t: np.ndarray, segment: np.ndarray,
@@ -162,7 +164,8 @@ def cover_parts(inten: np.ndarray, t: np.ndarray, segment: np.ndarray,
                     continue
                 prof = _episode_profile(t[rows], s0, on, apex, off)
                 out[rows, j] = np.maximum(out[rows, j], amp * prof)
-    return np.clip(out, 0.0, 5.0)
+    clipped: np.ndarray = np.clip(out, 0.0, 5.0)
+    return clipped
 
 
 def subject_intensities(dataset: str, frames_per_sequence: int, *, expressivity: float,
