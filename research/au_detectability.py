@@ -88,7 +88,7 @@ def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr: float, block
     return float(np.mean(pos_f1)), float(np.mean(all_f1)), per_au
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--epochs", type=int, default=15)
@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--min-level", type=int, default=1,
                     help="recode occurrence as intensity level >= this (BP4D-like: 1)")
     ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.balanced:
         from torch.nn import functional as F

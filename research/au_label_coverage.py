@@ -20,11 +20,11 @@ from deepfn.data.synth.roster import roster_metadata
 DEFAULT_BP4D = [f"F{i:03d}" for i in range(1, 11)] + [f"M{i:03d}" for i in range(1, 11)]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     meta = roster_metadata(DEFAULT_BP4D, seed=args.seed)
     missing = {VAL: np.zeros(len(AUS), int), TEST: np.zeros(len(AUS), int)}
     rate = {p: [] for p in (TRAIN, VAL, TEST)}

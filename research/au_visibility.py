@@ -12,6 +12,8 @@ blink and sensor noise): signal / nuisance.
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import torch
 
@@ -24,7 +26,9 @@ from deepfn.data.synth.roster import roster_metadata
 SUBJECTS = ["F001", "F002", "M001", "M002"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None).parse_args(
+        argv)  # no options: --help only
     torch.set_num_threads(1)
     meta = roster_metadata(SUBJECTS, seed=0)
     levels = [1, 2, 3, 5]
