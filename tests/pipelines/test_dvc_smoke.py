@@ -7,15 +7,14 @@ runs the stats stage read, and that the corpus round-trips through a local DVC r
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from deepfn.config import profiles
+from tests.pipelines.conftest import run as _run
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -24,16 +23,6 @@ BIN = Path(sys.executable).parent
 SMOKE_ROSTER = list(profiles.SMOKE_ROSTER)
 
 pytestmark = pytest.mark.slow
-
-
-def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "Agg"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
