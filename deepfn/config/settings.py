@@ -321,7 +321,8 @@ class TrackingSettings(_Section):
 
     uri: str = Field("sqlite:///mlruns/mlflow.db",
                      description="MLflow tracking URI (a sqlite file or a tracking server); "
-                                 "`MLFLOW_TRACKING_URI` overrides it.")
+                                 "`MLFLOW_TRACKING_URI` overrides it, and an explicit URI "
+                                 "(`deepfn stats --tracking-uri`) overrides both.")
 
 
 class ComputeSettings(_Section):

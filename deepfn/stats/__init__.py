@@ -1,6 +1,6 @@
 """The stats stage: Table 5, the paper's t-tests (and more), Figs. 4-7 and a report.
 
-    python pipelines/stats.py --manifest results/experiments.json --out reports
+    python -m pipelines.stats --manifest results/experiments.json --out reports
     deepfn stats --tracking-uri http://127.0.0.1:5000 --out reports
 
 Modules, in the order the data flows: ``runs`` (MLflow search -> tidy tables), ``tests`` (the
