@@ -101,8 +101,8 @@ def _pipeline_argv(stage: str, item: str | None = None) -> list[str]:
     """The argv dvc.yaml gives pipelines/<stage>.py (``${item}`` of a foreach filled in)."""
     spec = DVC[stage].get("do", DVC[stage])
     argv = shlex.split(spec["cmd"].replace("${item}", item or ""))
-    assert argv[:2] == ["python", f"pipelines/{stage}.py"], argv
-    return argv[2:]
+    assert argv[:3] == ["python", "-m", f"pipelines.{stage}"], argv
+    return argv[3:]
 
 
 def _cli_argv(stage: str, item: str | None = None) -> list[str]:
