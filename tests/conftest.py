@@ -49,3 +49,14 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def blank_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow sqlite database: copy it to get a new store (migrating a new
+    one takes seconds)."""
+    from deepfn.tracking import Store
+
+    db = tmp_path_factory.mktemp("blank") / "mlflow.db"
+    Store(f"sqlite:///{db}").client.search_experiments()
+    return db

@@ -124,13 +124,6 @@ def _project(root: Path, blank_store: Path) -> Path:
     return root
 
 
-def _blank_store(path: Path) -> Path:
-    from deepfn.tracking import Store
-
-    Store(f"sqlite:///{path}").client.search_experiments()
-    return path
-
-
 def _outputs(root: Path) -> Iterator[Path]:
     """Every file under the outs and metrics dvc.yaml declares."""
     for stage, spec in DVC.items():
@@ -176,11 +169,11 @@ def _summary(text: str, root: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def twins(tmp_path_factory: pytest.TempPathFactory, blank_db: Path
+          ) -> Iterator[dict[str, Any]]:
     """The smoke pipeline run stage by stage, through the pipelines (a) and the CLI (b)."""
     base = tmp_path_factory.mktemp("twins")
-    blank = _blank_store(base / "blank.db")
-    a, b = _project(base / "pipelines", blank), _project(base / "cli", blank)
+    a, b = _project(base / "pipelines", blank_db), _project(base / "cli", blank_db)
     lines: dict[str, list[tuple[str, str]]] = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -15,15 +15,6 @@ import pytest
 from tests.stats.synthetic_runs import write_synthetic_store
 
 
-@pytest.fixture(scope="session")
-def blank_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import mlflow
-
-    db = tmp_path_factory.mktemp("blank") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
-
-
 def copy_store(src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     db = tmp_path / "mlruns" / "mlflow.db"
     db.parent.mkdir(parents=True, exist_ok=True)

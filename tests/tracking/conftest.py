@@ -14,16 +14,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def blank_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated MLflow sqlite database (migrating a new one takes seconds)."""
-    import mlflow
-
-    db = tmp_path_factory.mktemp("blank") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
-
-
 @pytest.fixture
 def new_uri(blank_db: Path, tmp_path: Path) -> Callable[[str], str]:
     """``new_uri("a")``: the URI of a new empty store ``<tmp_path>/a/mlflow.db``."""

@@ -79,23 +79,13 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialized, empty MLflow sqlite store (creating the tables takes seconds: once)."""
-    import mlflow
-
-    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
-
-
 @pytest.fixture
 def tuning_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  _mlflow_template: Path) -> str:
+                  blank_db: Path) -> str:
     """A real sqlite MLflow store in ``tmp_path`` (a copy of the template), via the env var."""
     db = tmp_path / "mlruns" / "mlflow.db"
     db.parent.mkdir(parents=True)
-    shutil.copy(_mlflow_template, db)
+    shutil.copy(blank_db, db)
     uri = f"sqlite:///{db}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
