@@ -174,7 +174,7 @@ class Jobs:
 
 
 def plan(settings: Settings, original: Path, normalized: Path, template_json: Path,
-         device: str = "cpu") -> Plan:
+         device: str) -> Plan:
     """Plan every model and key its evaluations for ``device`` (no MLflow, no training)."""
     exp = settings.experiments
     template = read_template(template_json)
@@ -225,7 +225,7 @@ def resume(p: Plan, settings: Settings, uri: str | None = None) -> Resumed:
     return Resumed(store, finished, parents, tags, params)
 
 
-def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str = "cpu") -> Jobs:
+def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str) -> Jobs:
     """One job per model with an unfinished evaluation, largest first (a shorter tail in a
     pool; results do not depend on order), and the strategy that runs them on ``device``
     (resolved ``compute.device``)."""

@@ -1,7 +1,7 @@
 """What a result depends on: the code a stage runs and the settings that can change a number.
 
-A run key is ``run_key(<parts of the run>, **key_parts(settings, stage))``: the parts name the
-run (condition, subject, data content hashes), :func:`key_parts` adds
+A run key is ``run_key(<parts of the run>, **key_parts(settings, stage, device))``: the parts
+name the run (condition, subject, data content hashes), :func:`key_parts` adds
 
 ``code``
     :func:`code_fingerprint` of the stage: sha256 over the sorted ``(relative path, bytes)`` of
@@ -15,6 +15,9 @@ run (condition, subject, data content hashes), :func:`key_parts` adds
     (fields that cannot change a number: worker counts, logging intervals, fields that only add
     or drop runs).  A field in neither :data:`RESULT` nor :data:`NEUTRAL` still goes into the key
     (the safe side), and a test fails naming it until someone classifies it.
+``device``
+    the resolved ``compute.device`` type (``cpu`` | ``cuda``): a GPU's float paths differ from a
+    CPU's, so runs are not reused across the two.
 
 So a rerun of unchanged code finds its runs again, an edit to any module the stage runs (or to a
 result setting) keys new runs, and reverting the edit finds the earlier runs.  Every run carries
@@ -243,7 +246,7 @@ def code_fingerprint(stage: str, root: Path | None = None) -> str:
     return _fingerprint(stage, (root or project_root()).resolve())
 
 
-def key_parts(settings: Any, stage: str, device: str = "cpu") -> dict[str, Any]:
+def key_parts(settings: Any, stage: str, device: str) -> dict[str, Any]:
     """``{"code": fingerprint, "settings": result settings, "device": cpu | cuda}``: what every
     run key of ``stage`` includes besides the run's own parts.  ``device`` is the resolved
     ``compute.device`` (``cuda:1`` keys as ``cuda``): a GPU's float paths differ from a CPU's, so

@@ -131,7 +131,7 @@ def test_dependent_models_get_as_many_steps_as_independent_ones(stage) -> None:
 def test_run_keys_follow_result_settings_only(corpora) -> None:
     def keys(**changes) -> list[str]:
         p = experiments.plan(smoke_settings(groups=GROUPS, **changes), corpora["original"],
-                             corpora["normalized"], corpora["template"])
+                             corpora["normalized"], corpora["template"], "cpu")
         return [k for m in p.models for k in m.run_keys]
 
     base = keys()

@@ -57,19 +57,25 @@ def _with(section: str, **changes) -> Settings:
 
 
 def test_keys_change_with_result_settings_only() -> None:
-    base = key_parts(Settings(), "experiments")
+    def parts(settings: Settings, stage: str) -> dict[str, object]:
+        return key_parts(settings, stage, "cpu")
+
+    base = parts(Settings(), "experiments")
     assert base["code"] == code_fingerprint("experiments")
-    assert key_parts(_with("experiments", workers=7, strategy="process", repetitions=3),
-                     "experiments") == base
-    assert key_parts(_with("experiments", lr=1e-3), "experiments") != base
-    norm = key_parts(Settings(), "normalize")
-    assert key_parts(_with("normalize", log_every=7, checkpoint_every=9), "normalize") == norm
-    assert key_parts(_with("normalize", warp_strength=0.01), "normalize") != norm
-    assert key_parts(_with("preprocess", ae_size=64), "normalize") != norm
+    assert parts(_with("experiments", workers=7, strategy="process", repetitions=3),
+                 "experiments") == base
+    assert parts(_with("experiments", lr=1e-3), "experiments") != base
+    norm = parts(Settings(), "normalize")
+    assert parts(_with("normalize", log_every=7, checkpoint_every=9), "normalize") == norm
+    assert parts(_with("normalize", warp_strength=0.01), "normalize") != norm
+    assert parts(_with("preprocess", ae_size=64), "normalize") != norm
     # normalize's warm start enters its key as the pretrained model's content hash
-    assert key_parts(_with("pretrain", iterations=9), "normalize") == norm
-    assert key_parts(_with("pretrain", iterations=9), "pretrain") != key_parts(Settings(),
-                                                                               "pretrain")
+    assert parts(_with("pretrain", iterations=9), "normalize") == norm
+    assert parts(_with("pretrain", iterations=9), "pretrain") != parts(Settings(), "pretrain")
+    # the resolved device type keys runs (a GPU's float paths differ); its index does not
+    assert key_parts(Settings(), "normalize", "cuda:0") != norm
+    assert key_parts(Settings(), "normalize", "cuda:1") == key_parts(Settings(), "normalize",
+                                                                     "cuda")
     assert set(STAGE_SECTIONS) == {"pretrain", "normalize", "experiments"}
 
 
