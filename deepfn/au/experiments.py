@@ -1,4 +1,4 @@
-"""The ``experiments`` stage: every condition of paper Table 5, on original and DeepFN data.
+"""The ``experiments`` stage: every condition of paper Table 5, for every normalization method.
 
     python -m pipelines.experiments --original data/preprocessed/clf \\
         --normalized data/normalized --template data/template/template.json \\
@@ -7,8 +7,11 @@
 :func:`run_experiments` in five steps:
 
 1. :func:`plan` -- every model (:func:`deepfn.au.protocol.plan_models`, pools checked before any
-   training), both corpora checked to hold every planned subject, and each evaluation's
-   ``run_key``: the evaluation's fields, the corpora's content hashes and
+   training) for every method of ``experiments.normalizations`` (``original`` reads
+   ``--original``, any other method ``<--normalized>/<method>``, written by ``transfer``), each
+   corpus checked to hold every planned subject, and each evaluation's ``run_key``: the
+   evaluation's fields (the method among them), the content hashes of the original corpus and
+   of the method's own corpus, and
    :func:`deepfn.tracking.provenance.key_parts` (the stage's code fingerprint and every
    ``experiments`` setting that can change a number).
 2. :func:`resume` -- what MLflow already has FINISHED under those keys (skipped), stale RUNNING
@@ -111,21 +114,30 @@ def read_template(path: str | Path) -> str:
     return subject
 
 
-def _check_corpora(original: Path, normalized: Path, subjects: set[str]) -> None:
-    """Both corpora hold every planned subject, at one resolution."""
+def _corpora(original: Path, normalized: Path, methods: tuple[str, ...]) -> dict[str, Path]:
+    """method -> corpus directory: ``original`` itself, every other method
+    ``<normalized>/<method>`` (:func:`deepfn.normalizer.methods.method_dir`)."""
+    return {m: original if m == "original" else normalized / m for m in methods}
+
+
+def _check_corpora(corpora: dict[str, Path], subjects: set[str]) -> None:
+    """Every listed method's corpus holds every planned subject, all at one resolution."""
     sizes = {}
-    for corpus, hint in ((original, "rerun the preprocess stage (dvc repro preprocess)"),
-                         (normalized, "run the transfer stage (dvc repro transfer)")):
+    for method, corpus in corpora.items():
+        hint = ("rerun the preprocess stage (dvc repro preprocess)" if method == "original"
+                else f"run the transfer stage (dvc repro transfer), which writes {method}")
         if not (corpus / "manifest.json").is_file():
             raise DeepFNError(f"{corpus / 'manifest.json'}: corpus manifest not found; {hint}")
         for s in sorted(subjects):
             if not (corpus / f"{s}.npz").is_file():
                 raise DeepFNError(f"{corpus / f'{s}.npz'}: subject {s} is missing; {hint}")
-        sizes[corpus] = int(read_manifest(corpus)["image_size"])
-    if sizes[original] != sizes[normalized]:
-        raise DeepFNError(f"{normalized}: image size {sizes[normalized]} differs from "
-                          f"{original} ({sizes[original]}); run the transfer stage "
-                          "(dvc repro transfer)")
+        sizes[method] = int(read_manifest(corpus)["image_size"])
+    first = next(iter(corpora))
+    for method, size in sizes.items():
+        if size != sizes[first]:
+            raise DeepFNError(f"{corpora[method]}: image size {size} differs from "
+                              f"{corpora[first]} ({sizes[first]}); run the transfer stage "
+                              "(dvc repro transfer)")
 
 
 @dataclass(frozen=True)
@@ -142,9 +154,10 @@ class Plan:
     models: list[_Model]
     corpus: dict[str, str]  # normalization -> corpus directory
     used: set[str]  # subjects any model trains, selects or tests on
-    data_version: str  # both corpora's content hashes
+    data_version: str  # every listed method's corpus content hash, in order
     template: str
     key: dict[str, Any]  # provenance.key_parts: code fingerprint + result settings
+    versions: dict[str, str] = field(default_factory=dict)  # method -> data version in its keys
 
     @property
     def run_keys(self) -> set[str]:
@@ -185,14 +198,20 @@ def plan(settings: Settings, original: Path, normalized: Path, template_json: Pa
     plans = plan_models(subjects, template, exp)
     used = {s for p in plans for ev in p.evaluations
             for s in ev.train_subjects + ev.val_subjects + ev.test_subjects}
-    _check_corpora(original, normalized, used)
-    dv = f"{data_version(original)}+{data_version(normalized)}"
+    corpora = _corpora(original, normalized, exp.normalizations)
+    _check_corpora(corpora, used)
+    # A run is keyed by the corpus it reads (and the original one, as before baselines existed):
+    # a new baseline corpus never rekeys DeepFN's runs, and the method is in every key (the
+    # evaluation's fields and the model name both carry it).
+    versions = {m: data_version(d) for m, d in corpora.items()}
+    orig = versions.get("original") or data_version(original)
+    dv = {m: orig if m == "original" else f"{orig}+{v}" for m, v in versions.items()}
     key = key_parts(settings, STAGE, device)
-    models = [_Model(p, tracking.run_key(model=p.name, data_version=dv, **key),
-                     tuple(tracking.run_key(**ev.fields(), data_version=dv, **key)
-                           for ev in p.evaluations)) for p in plans]
-    return Plan(models, {"original": str(original), "deepfn": str(normalized)}, used, dv,
-                template, key)
+    models = [_Model(p, tracking.run_key(model=p.name, data_version=dv[p.normalization], **key),
+                     tuple(tracking.run_key(**ev.fields(), data_version=dv[p.normalization],
+                                            **key) for ev in p.evaluations)) for p in plans]
+    return Plan(models, {m: str(d) for m, d in corpora.items()}, used,
+                "+".join(versions[m] for m in corpora), template, key, dv)
 
 
 def _run_name(ev: Evaluation) -> str:
@@ -206,8 +225,9 @@ def _conditions(p: Plan) -> dict[str, dict[str, str]]:
     for m in p.models:
         for ev in m.plan.evaluations:
             if ev.condition not in out:
-                key = tracking.run_key(condition=ev.condition, data_version=p.data_version,
-                                       **p.key)
+                key = tracking.run_key(
+                    condition=ev.condition,
+                    data_version=p.versions.get(ev.normalization, p.data_version), **p.key)
                 out[ev.condition] = {**condition_tags(ev), names.TAG_RUN_KEY: key}
     return out
 

@@ -16,12 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "SynthesizeSettings", "PreprocessSettings", "TemplateSettings", "PretrainSettings",
     "NormalizeSettings", "TransferSettings", "ExperimentsSettings", "StatsSettings",
-    "TuneSettings", "TrackingSettings", "Settings", "SUBJECT_ID",
+    "TuneSettings", "TrackingSettings", "Settings", "SUBJECT_ID", "NORMALIZATIONS",
 ]
 
 SUBJECT_ID = re.compile(r"^(F|M)\d{3}$|^SN\d{3}$")
 Group = Literal["person", "gender", "skin", "dataset"]
 GROUPS: tuple[Group, ...] = ("person", "gender", "skin", "dataset")
+# The normalization methods (deepfn/normalizer/methods.py; the MLflow tag `normalization`).
+Normalization = Literal["original", "deepfn", "person_mean", "person_median"]
+NORMALIZATIONS: tuple[Normalization, ...] = ("original", "deepfn", "person_mean", "person_median")
 
 
 class _Section(BaseModel):
@@ -204,10 +207,12 @@ class ExperimentsSettings(_Section):
     groups: tuple[Group, ...] = Field(
         GROUPS, description="Group splits to run, any of `person`, `gender`, `skin`, "
                             "`dataset` (non-empty, no repeats).")
-    normalizations: tuple[Literal["original", "deepfn"], ...] = Field(
-        ("original", "deepfn"),
-        description="Inputs to train on: `original` (preprocessed frames) and/or `deepfn` "
-                    "(normalized frames).")
+    normalizations: tuple[Normalization, ...] = Field(
+        NORMALIZATIONS,
+        description="Inputs to train on, any of `original` (preprocessed frames), `deepfn` "
+                    "(DeepFN-normalized frames), `person_mean` / `person_median` (each "
+                    "person's mean / median frame swapped for the template's: the "
+                    "person-calibration baselines, docs/normalizer.md) (non-empty, no repeats).")
     repetitions: int = Field(20, ge=1, le=1000,
                              description="Random subject draws per split (paper: 20).")
     epochs: int = Field(50, ge=1, le=10_000,

@@ -1,15 +1,20 @@
-"""The ``transfer`` stage: every subject's frames through its own normalizer (Eq. 2).
+"""The ``transfer`` stage: every subject's frames through every normalization method.
 
     python -m pipelines.transfer --data data/preprocessed/ae --models models/normalizers \\
         --out data/normalized --reports reports/normalization
 
-``X^y = D^y(E(X))`` at the AE resolution, resized to ``preprocess.clf_size`` with the
+One corpus per method of :data:`deepfn.normalizer.methods.TRANSFERRED`, each a DVC out of its
+own under ``--out``: ``deepfn/`` (Eq. 2, ``X^y = D^y(E(X))`` through the subject's own
+normalizer), ``person_mean/`` and ``person_median/`` (the person-calibration baselines of
+:mod:`deepfn.normalizer.methods`, onto the template the normalizers were trained against).
+Every method runs at the AE resolution, is resized to ``preprocess.clf_size`` with the
 ``preprocess`` stage's own resize (:func:`deepfn.data.preprocess.equalize_resize` without
 equalization, as the original classifier corpus was resized) and stored as uint8 in the corpus
-format with the labels copied (``manifest.json`` source ``"deepfn"``).  The output directory is
+format with the labels copied (``manifest.json`` source = the method).  Each directory is
 replaced whole and atomically.  The diagnostics of :mod:`~deepfn.normalizer.diagnostics` go to
-``reports/normalization/`` (``metrics.json``, ``fig2_group_averages.png``, ``examples.png``) and
-to a ``transfer`` run in MLflow.
+``reports/normalization/`` (``metrics.json`` with DeepFN's probes at the top level and every
+method's under ``methods``; ``fig2_group_averages.png`` for DeepFN; ``examples.png`` with a row
+per method) and to a ``transfer`` run in MLflow.
 """
 
 from __future__ import annotations
@@ -35,8 +40,15 @@ from deepfn.data.preprocess import equalize_resize
 from deepfn.errors import DeepFNError
 from deepfn.normalizer.checkpoint import content_hash, load_model
 from deepfn.normalizer.diagnostics import GroupAverages, ProbeSet, fig2_group_averages, summarize
+from deepfn.normalizer.methods import (
+    BASELINES,
+    LABELS,
+    TRANSFERRED,
+    make_normalizer,
+    method_dir,
+)
 from deepfn.normalizer.model import DeepFNAutoencoder
-from deepfn.normalizer.preview import grid_image, pick_preview_frames, reconstruct, save_png
+from deepfn.normalizer.preview import grid_image, pick_preview_frames, save_png
 from deepfn.stage import Stage
 from deepfn.utils.io import atomic_dir, write_json
 
@@ -47,7 +59,8 @@ def normalize_frames(model: DeepFNAutoencoder, frames: np.ndarray, out_size: int
                      batch_size: int = 256) -> np.ndarray:
     """Eq. 2 on uint8 (N, S, S) frames -> uint8 (N, out_size, out_size) on the template's face
     (resized as :func:`resize_frames` does)."""
-    return resize_frames(reconstruct(model, frames, "template", batch_size), out_size)
+    return resize_frames(make_normalizer("deepfn", model=model, batch_size=batch_size)(frames),
+                         out_size)
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -65,10 +78,36 @@ def _model_paths(models_dir: Path, subjects: list[str]) -> dict[str, Path]:
     return paths
 
 
+def _drop_flat_layout(out_dir: Path) -> None:
+    """Remove a corpus written straight into ``out_dir`` (the layout before one directory per
+    method), so no stale frames sit beside the method directories."""
+    if not (out_dir / "manifest.json").is_file():
+        return
+    for f in out_dir.iterdir():
+        if f.is_file() and (f.suffix == ".npz" or f.name in ("manifest.json", "subjects.csv")):
+            f.unlink()
+
+
+def _template_frames(data_dir: Path, subject: str, size: int) -> np.ndarray:
+    """The template's frames in the AE corpus: what its normalizers trained against."""
+    try:
+        frames = read_subject(data_dir, subject).images
+    except DeepFNError as exc:
+        raise DeepFNError(f"{data_dir}: template subject {subject} of the normalizers is not in "
+                          "the corpus; rerun dvc repro template normalize") from exc
+    if frames.shape[-1] != size:
+        raise DeepFNError(f"{data_dir}/{subject}.npz: frames are {frames.shape[-1]}px, the "
+                          f"normalizers expect {size}px; rerun dvc repro")
+    return frames
+
+
 def run_transfer(settings: Settings, *, data_dir: str | Path, models_dir: str | Path,
                  out_dir: str | Path, reports_dir: str | Path, progress: bool = True
                  ) -> dict[str, Any]:
-    """Write the normalized corpus and the diagnostics; returns the metrics dict."""
+    """Write one normalized corpus per method and the diagnostics; returns the metrics dict
+    (DeepFN's at the top level, every method's under ``methods``)."""
+    from contextlib import ExitStack
+
     from rich.progress import Progress
 
     data_dir, models_dir = Path(data_dir), Path(models_dir)
@@ -78,53 +117,71 @@ def run_transfer(settings: Settings, *, data_dir: str | Path, models_dir: str | 
     subjects = list(table.index)
     paths = _model_paths(models_dir, subjects)
     clf = settings.preprocess.clf_size
-    groups, probes = GroupAverages(clf), ProbeSet()
-    templates: set[str] = set()
+    groups = GroupAverages(clf)
+    probes = {m: ProbeSet() for m in TRANSFERRED}
     weights: dict[str, str] = {}  # subject -> content hash of its normalizer
-    examples: list[tuple[np.ndarray, np.ndarray]] = []
+    examples: dict[str, list[np.ndarray]] = {m: [] for m in ("original", *TRANSFERRED)}
     compute = resolve_compute(settings.compute.device)  # Eq. 2 in fp32 on the stage's device
     compute.configure()
-    with atomic_dir(out_dir) as tmp, Progress(disable=not progress) as bar:
+    models = {}
+    for sid in subjects:  # every model checked before anything is written
+        model, meta = load_model(paths[sid], fix="rerun dvc repro normalize")
+        if meta.get("subject") != sid:
+            raise DeepFNError(f"{paths[sid]}: holds the normalizer of "
+                              f"{meta.get('subject')!r}, not {sid}; rerun dvc repro normalize")
+        models[sid] = (model, str(meta.get("template_subject")))
+    templates = {t for _, t in models.values()}
+    if len(templates) != 1:
+        raise DeepFNError(f"{models_dir}: normalizers trained against different templates "
+                          f"({', '.join(sorted(templates))}); rerun dvc repro normalize")
+    template = templates.pop()
+    ae_size = next(iter(models.values()))[0].cfg.size
+    template_frames = _template_frames(data_dir, template, ae_size)
+    baselines = {m: make_normalizer(m, template_frames=template_frames) for m in BASELINES}
+    _drop_flat_layout(out_dir)
+    with ExitStack() as stack, Progress(disable=not progress) as bar:
+        tmp = {m: stack.enter_context(atomic_dir(method_dir(out_dir, m))) for m in TRANSFERRED}
         task = bar.add_task("transfer", total=len(subjects))
         for i, sid in enumerate(subjects):
-            model, meta = load_model(paths[sid], fix="rerun dvc repro normalize")
-            if meta.get("subject") != sid:
-                raise DeepFNError(f"{paths[sid]}: holds the normalizer of "
-                                  f"{meta.get('subject')!r}, not {sid}; rerun dvc repro normalize")
-            templates.add(str(meta.get("template_subject")))
+            model = models[sid][0]
             weights[sid] = content_hash(model)
             data = read_subject(data_dir, sid)
             if data.images.shape[-1] != model.cfg.size:
                 raise DeepFNError(f"{data_dir}/{sid}.npz: frames are {data.images.shape[-1]}px, "
                                   f"the normalizer expects {model.cfg.size}px; rerun dvc repro")
-            after = normalize_frames(compute.place(model), data.images, clf,
-                                     settings.transfer.batch_size)
-            write_subject(tmp, SubjectData(sid, after, data.occurrence, data.intensity,
-                                           data.sequence, data.frame))
+            normalizers = {"deepfn": make_normalizer("deepfn", model=compute.place(model),
+                                                     batch_size=settings.transfer.batch_size),
+                           **baselines}
             before = resize_frames(data.images, clf)
-            row = table.loc[sid].to_dict()
-            groups.add(row, before, after)
-            probes.add(i, before, after, data.intensity, data.sequence)
-            if len(examples) < 10:
-                j = pick_preview_frames(data.intensity, data.sequence, n=2)[1]
-                examples.append((before[j], after[j]))
+            j = pick_preview_frames(data.intensity, data.sequence, n=2)[1]
+            if len(examples["original"]) < 10:
+                examples["original"].append(before[j])
+            for m in TRANSFERRED:
+                after = resize_frames(normalizers[m](data.images), clf)
+                write_subject(tmp[m], SubjectData(sid, after, data.occurrence, data.intensity,
+                                                  data.sequence, data.frame))
+                probes[m].add(i, before, after, data.intensity, data.sequence)
+                if m == "deepfn":
+                    groups.add(table.loc[sid].to_dict(), before, after)
+                if len(examples[m]) < 10:
+                    examples[m].append(after[j])
             bar.advance(task)
-        if len(templates) != 1:
-            raise DeepFNError(f"{models_dir}: normalizers trained against different templates "
-                              f"({', '.join(sorted(templates))}); rerun dvc repro normalize")
-        write_subjects(tmp / "subjects.csv", table)
-        template = templates.pop()
-        write_manifest(tmp, source="deepfn", image_size=clf, subjects=subjects, extra={
-            "template_subject": template,
-            "normalizers": weights})
+        for m in TRANSFERRED:
+            write_subjects(tmp[m] / "subjects.csv", table)
+            extra: dict[str, Any] = {"template_subject": template, "method": m}
+            if m == "deepfn":
+                extra["normalizers"] = weights
+            write_manifest(tmp[m], source=m, image_size=clf, subjects=subjects, extra=extra)
+    summaries = {m: summarize(probes[m], len(subjects)) for m in TRANSFERRED}
     metrics = {"n_subjects": len(subjects), "template_subject": template, "image_size": clf,
-               **summarize(probes, len(subjects)), "group_gap": groups.gaps(),
-               "group_subjects": dict(groups.subjects)}
+               **summaries["deepfn"], "group_gap": groups.gaps(),
+               "group_subjects": dict(groups.subjects),
+               "methods": summaries}
     reports_dir.mkdir(parents=True, exist_ok=True)
     fig2 = fig2_group_averages(groups, reports_dir / "fig2_group_averages.png")
     ex = save_png(reports_dir / "examples.png", grid_image(
-        [np.stack([b for b, _ in examples]), np.stack([a for _, a in examples])],
-        ["original", "DeepFN"], tile=max(64, clf)))
+        [np.stack(rows) for rows in examples.values()], [LABELS[m] for m in examples],
+        tile=max(64, clf)))
     write_json(reports_dir / "metrics.json", metrics)
     _log_run(settings, data_dir, metrics, [fig2, ex, reports_dir / "metrics.json"])
     return metrics
@@ -150,6 +207,11 @@ def _log_run(settings: Settings, data_dir: Path, metrics: dict[str, Any],
             value = metrics[name][f"mean_{when}"]
             if value is not None:
                 flat[f"{name}_{when}"] = value
+    for m, summary in metrics["methods"].items():  # every method's probes, side by side
+        flat[f"{m}/identity_accuracy_after"] = summary["identity_accuracy"]["after"]
+        for name in ("expression_r", "expression_r_cross_subject"):
+            if summary[name]["mean_after"] is not None:
+                flat[f"{m}/{name}_after"] = summary[name]["mean_after"]
     for label, row in metrics["group_gap"].items():
         flat.update({f"group_gap_{label}_{when}": v for when, v in row.items()})
     store = Store(configured=settings.tracking.uri)
@@ -166,10 +228,13 @@ def _transfer(s: Settings, progress: bool, *, data: Path, models: Path, out: Pat
     m = run_transfer(s, data_dir=data, models_dir=models, out_dir=out, reports_dir=reports,
                      progress=progress)
     ident, expr, nan = m["identity_accuracy"], m["expression_r"], float("nan")
-    return (f"{m['n_subjects']} subjects onto {m['template_subject']} -> {out}: identity "
-            f"probe {ident['before']:.2f} -> {ident['after']:.2f} (chance "
-            f"{ident['chance']:.2f}), expression r {expr['mean_before'] or nan:.2f} -> "
-            f"{expr['mean_after'] or nan:.2f}; diagnostics in {reports}")
+    after = ", ".join(f"{method} {v['identity_accuracy']['after']:.2f} / "
+                      f"{v['expression_r']['mean_after'] or nan:.2f}"
+                      for method, v in m["methods"].items())
+    return (f"{m['n_subjects']} subjects onto {m['template_subject']} -> {out}/"
+            f"{{{','.join(m['methods'])}}}: identity probe / expression r before "
+            f"{ident['before']:.2f} / {expr['mean_before'] or nan:.2f} (chance "
+            f"{ident['chance']:.2f}), after: {after}; diagnostics in {reports}")
 
 
 TRANSFER = Stage("transfer", _transfer)

@@ -13,18 +13,24 @@ import pandas as pd
 
 from deepfn.stats.runs import RunTables, display_uri
 from deepfn.stats.tables import (
+    ALL_CONDITIONS,
+    BASELINES,
     CONDITION_LABELS,
     CONDITIONS,
+    EVALUATIONS,
     FINDING_TESTS,
     FINDINGS,
+    METHOD_LABELS,
     REFERENCE_LABELS,
     SPLIT_LABELS,
     SPLITS,
     Analysis,
+    condition_of,
 )
 
-__all__ = ["fmt_pct", "fmt_p", "fmt_p_eq", "table5_markdown", "tests_markdown", "findings_text",
-           "references_markdown", "per_au_f1_markdown", "report_markdown", "PAPER_TEST"]
+__all__ = ["fmt_pct", "fmt_p", "fmt_p_eq", "table5_markdown", "baselines_markdown",
+           "tests_markdown", "findings_text", "references_markdown", "per_au_f1_markdown",
+           "report_markdown", "PAPER_TEST"]
 
 PAPER_TEST = ("two-sample Student's t-test (equal variances; `scipy.stats.ttest_ind(..., "
               "equal_var=True)`), two-sided, on participant observations")
@@ -58,23 +64,41 @@ def _md(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def _mean_cell(r: pd.Series, cond: str) -> str:
+    ours, se, n = fmt_pct(r[cond]), fmt_pct(r[f"{cond}_se"]), int(r[f"{cond}_n"])
+    return f"{ours} ± {se}" if se != "n/a" else (f"{ours} (n={n})" if n else "n/a")
+
+
+def _baselines(table: pd.DataFrame) -> list[str]:
+    """The baselines with a column pair in ``table`` (a :func:`table5` frame)."""
+    return [m for m in BASELINES if f"{condition_of(m, 'independent')}" in table.columns]
+
+
 def table5_markdown(table: pd.DataFrame, correction: str) -> str:
-    """Three tables: means (paper vs ours), findings (corrected p), the n behind each cell."""
+    """Means (paper vs ours, then a column pair ind. / dep. per baseline), findings (corrected
+    p), each baseline against original and DeepFN, the n behind each cell."""
+    baselines = _baselines(table)
     means = []
     for _, r in table.iterrows():
         row: list[object] = [SPLIT_LABELS[r["split"]]]
         for cond in CONDITIONS:
-            ours, se, n = fmt_pct(r[cond]), fmt_pct(r[f"{cond}_se"]), int(r[f"{cond}_n"])
-            cell = f"{ours} ± {se}" if se != "n/a" else (f"{ours} (n={n})" if n else "n/a")
-            row += [fmt_pct(r[f"paper_{cond}"]), cell]
+            row += [fmt_pct(r[f"paper_{cond}"]), _mean_cell(r, cond)]
+        for m in baselines:
+            row += [_mean_cell(r, condition_of(m, e)) for e in EVALUATIONS]
         row += [fmt_pct(r["paper_gap"], True), fmt_pct(r["gap"], True)]
         means.append(row)
     head = ["Split"]
     for cond in CONDITIONS:
         head += [f"{CONDITION_LABELS[cond]} (paper)", "ours ± SE"]
+    for m in baselines:
+        head += [f"{METHOD_LABELS[m]} ind. ± SE", f"{METHOD_LABELS[m]} dep. ± SE"]
     head += ["gap (paper)", "gap (ours)"]
     out = ["Score (%) = mean of per-AU F1 and accuracy at 0.5, averaged per participant; "
-           "ours: mean ± SE over participant observations.", "", _md(head, means), ""]
+           "ours: mean ± SE over participant observations."
+           + (" Person-calibration baselines (no paper values): each person's "
+              f"{' / '.join(m.removeprefix('person_') for m in baselines)} frame swapped for "
+              "the template's (docs/normalizer.md)." if baselines else ""),
+           "", _md(head, means), ""]
     corr = _CORRECTION.get(correction, correction)
     rows = []
     for _, r in table.iterrows():
@@ -89,16 +113,44 @@ def table5_markdown(table: pd.DataFrame, correction: str) -> str:
             f"alpha = {table['alpha'].iloc[0]:g})", "",
             _md(["Split"] + [f"({f}) {FINDINGS[f]}" for f in "abcd"], rows), "",
             "† the paper reports no p-value for this comparison on this split.", ""]
+    if baselines:
+        out += [baselines_markdown(table, corr)]
+    conds = [c for c in ALL_CONDITIONS if f"{c}_n" in table.columns]
     n_rows = [[SPLIT_LABELS[r["split"]]]
               + [f"{int(r[f'{c}_n'])} / {int(r[f'{c}_participants'])} / "
-                 f"{int(r[f'{c}_repetitions'])}" for c in CONDITIONS] for _, r in table.iterrows()]
+                 f"{int(r[f'{c}_repetitions'])}" for c in conds] for _, r in table.iterrows()]
     out += ["Observations / unique participants / repetitions behind each cell:", "",
-            _md(["Split"] + [CONDITION_LABELS[c] for c in CONDITIONS], n_rows)]
+            _md(["Split"] + [CONDITION_LABELS[c] for c in conds], n_rows)]
     notes = [f"- {SPLIT_LABELS[r['split']]}: {r['note']}" for _, r in table.iterrows()
              if r["note"]]
     if notes:
         out += ["", "Notes:", *notes]
     return "\n".join(out) + "\n"
+
+
+_BASELINE_COLUMNS = (("finding_b", "(b) raises independent"),
+                     ("finding_c", "(c) independent reaches original dependent"),
+                     ("finding_d", "(d) does not hurt dependent"),
+                     ("vs_deepfn_independent", "vs DeepFN, independent"),
+                     ("vs_deepfn_dependent", "vs DeepFN, dependent"))
+
+
+def baselines_markdown(table: pd.DataFrame, corr: str) -> str:
+    """Each baseline per split: findings (b)-(d) with it in DeepFN's place, and it against
+    DeepFN; a cell is the verdict, the difference in points and the corrected p."""
+    rows = []
+    for m in _baselines(table):
+        for _, r in table.iterrows():
+            cells = []
+            for col, _ in _BASELINE_COLUMNS:
+                verdict = r.get(f"{m}_{col}", "n/a")
+                diff, p = r.get(f"{m}_{col}_diff", np.nan), r.get(f"{m}_{col}_p", np.nan)
+                cells.append(verdict if verdict == "n/a" else
+                             f"{verdict} ({fmt_pct(diff, True)}, {fmt_p_eq(p)})")
+            rows.append([METHOD_LABELS[m], SPLIT_LABELS[r["split"]], *cells])
+    return (f"Person-calibration baselines vs original and DeepFN ({corr}-corrected p, same "
+            "tests and family as above; Δ in points, baseline minus the other condition):\n\n"
+            + _md(["Baseline", "Split", *[h for _, h in _BASELINE_COLUMNS]], rows) + "\n")
 
 
 def references_markdown(refs: pd.DataFrame | None) -> str:
@@ -138,7 +190,7 @@ def per_au_f1_markdown(table: pd.DataFrame | None) -> str:
             continue
         aus = sorted(t["au"].unique())
         rows = []
-        for cond in CONDITIONS:
+        for cond in ALL_CONDITIONS:
             c = t[t["condition"] == cond].set_index("au")
             if c.empty:
                 continue
@@ -164,8 +216,11 @@ def tests_markdown(tests: pd.DataFrame) -> str:
         ci = (f"[{fmt_pct(t['diff_ci_low'], True)}, {fmt_pct(t['diff_ci_high'], True)}]")
         tdf = ("n/a" if not np.isfinite(t["t_student"])
                else f"t({t['df_student']:.0f}) = {t['t_student']:.2f}")
+        finding = f"({t['finding']})" if t["finding"] else ""
+        if finding and t.get("method", "deepfn") != "deepfn":
+            finding += f" {METHOD_LABELS.get(str(t['method']), t['method'])}"
         rows.append([SPLIT_LABELS[t["split"]], f"{CONDITION_LABELS[t['a']]} − "
-                     f"{CONDITION_LABELS[t['b']]}", f"({t['finding']})" if t["finding"] else "",
+                     f"{CONDITION_LABELS[t['b']]}", finding,
                      fmt_pct(t["diff"], True), ci, tdf, fmt_p(t["p_student"]),
                      fmt_p(t["p_corrected"]), fmt_p(t["p_welch"]),
                      "n/a" if not np.isfinite(t["cohens_d"]) else f"{t['cohens_d']:.2f}",
@@ -218,8 +273,26 @@ def findings_text(a: Analysis) -> list[str]:
             sep = ", " if f == "b" else ""
             words.append(f"{lead}{sep}{corr}-corrected {fmt_p_eq(t['p_corrected'])}) — "
                          f"({f}) {_VERDICT[r[f'finding_{f}']]}.")
+        words += [_baseline_words(a.tests, split, m) for m in a.methods if m in BASELINES]
         paras.append(" ".join(words))
     return paras
+
+
+def _baseline_words(tests: pd.DataFrame, split: str, method: str) -> str:
+    """One sentence: the baseline's independent and dependent scores against original and
+    DeepFN (differences in points, corrected p)."""
+    parts = []
+    for ev in EVALUATIONS:
+        vs_orig = _test_row(tests, split, f"{method}_gain_{ev}")
+        vs_dfn = _test_row(tests, split, f"{method}_vs_deepfn_{ev}")
+        if not np.isfinite(float(vs_orig["p_corrected"])):
+            parts.append(f"{ev} n/a ({_why(vs_orig)})")
+            continue
+        parts.append(f"{ev} {fmt_pct(vs_orig['mean_a'])}% ({fmt_pct(vs_orig['diff'], True)} vs "
+                     f"original, {fmt_p_eq(vs_orig['p_corrected'])}; "
+                     f"{fmt_pct(vs_dfn['diff'], True)} vs DeepFN, "
+                     f"{fmt_p_eq(vs_dfn['p_corrected'])})")
+    return f"{METHOD_LABELS[method].capitalize()}: {'; '.join(parts)}."
 
 
 def _provenance(tables: RunTables) -> list[list[object]]:
@@ -268,7 +341,10 @@ def report_markdown(a: Analysis, tables: RunTables, *, figures: Sequence[str],
             "## Per-AU F1", "", per_au_f1_markdown(a.per_au_f1),
             "## Findings", "", *[p + "\n" for p in findings_text(a)],
             "## Figures", ""]
-    captions = {"table5_bars.png": "The four conditions per split (paper values as diamonds).",
+    n_methods = len(a.methods)
+    captions = {"table5_bars.png": (f"Independent and dependent models of each of the {n_methods} "
+                                    "normalization methods per split (paper values as "
+                                    "diamonds)."),
                 "fig4_per_au.png": "Paper Fig. 4: person-independent models per AU.",
                 "fig5_gender.png": "Paper Fig. 5: gender train → test combinations.",
                 "fig6_skin.png": "Paper Fig. 6: skin-type train → test combinations.",
@@ -292,6 +368,13 @@ def report_markdown(a: Analysis, tables: RunTables, *, figures: Sequence[str],
             "equivalence; with few observations they hold easily.",
             "- The paper reports no p-value for (c) on the gender and dataset splits; our verdict "
             "there has no published counterpart."]
+    if any(m in BASELINES for m in a.methods):
+        out += ["- **Person-calibration baselines** (`person_mean`, `person_median`; not in "
+                "the paper): each person's mean or median frame, taken over that person's "
+                "unlabelled frames, is replaced by the template's, at the autoencoder's "
+                "resolution, then resized as DeepFN's output is. Each is tested against original "
+                "data with the tests of findings (b)-(d) and against DeepFN, in the same "
+                "corrected family."]
     notes = list(tables.notes) + [f"{r['split']} / {r['test']}: {r['note']}"
                                   for _, r in a.tests.iterrows() if r["note"]]
     if notes:

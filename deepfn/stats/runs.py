@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 import pandas as pd
 
 from deepfn.errors import DeepFNError
-from deepfn.stats.tables import SPLITS
+from deepfn.stats.tables import METHODS, SPLITS
 from deepfn.tracking import EXPERIMENT_AU, Store, display_uri
 from deepfn.tracking import names as n
 from deepfn.utils.io import sha256_file
@@ -196,7 +196,7 @@ def _data_notes(runs: pd.DataFrame) -> list[str]:
     if n := int((runs["n_participants"] == 0).sum()):
         notes.append(f"{n} run(s) logged no participant/<subject>/score metric")
     known = (runs["group"].isin(SPLITS) & runs["evaluation"].isin(("dependent", "independent"))
-             & runs["normalization"].isin(("original", "deepfn")))
+             & runs["normalization"].isin(METHODS))
     if n := int((~known).sum()):
         notes.append(f"{n} run(s) lack a known group / evaluation / normalization tag and are "
                      "left out of every table")

@@ -208,12 +208,13 @@ class ClassifierObjective(_Views):
         self.settings = settings
         self.cache = SubjectCache()  # the views' subjects, read once for every trial
         norms = ["original"]
-        if data.normalized is not None and (data.normalized / "manifest.json").is_file():
+        deepfn_dir = data.normalized / "deepfn" if data.normalized is not None else None
+        if deepfn_dir is not None and (deepfn_dir / "manifest.json").is_file():
             norms.append("deepfn")
         self.plans = tuning_plans(data.original, template_subject(data.template), settings,
                                   splits, norms)
         needed = sorted({s for p in self.plans for s in (*p.train, *p.val)})
-        src = {"original": data.original, "deepfn": data.normalized}
+        src = {"original": data.original, "deepfn": deepfn_dir}
         self.views = {n: write_validation_view(d, self.root / n, needed)
                       for n in norms if (d := src[n]) is not None}
         self.subjects = _audit(self.plans)

@@ -43,6 +43,21 @@ _TEST_OFFSET = {"F": 0.015, "M": -0.015, "darker": 0.015, "lighter": -0.015, "bp
                 "disfa": 0.0}
 
 
+# The person-calibration baselines: this fraction of DeepFN's gain over original data.
+_BASELINE_SHARE = {"person_mean": 0.5, "person_median": 0.3}
+
+
+def _means(split: str, norm: str) -> dict[str, float]:
+    """Independent / dependent mean (fractions) of one normalization on one split."""
+    indep, dep, dfn_indep, dfn_dep = _PAPER[split]
+    if norm == "original":
+        return {"independent": indep, "dependent": dep}
+    if norm == "deepfn":
+        return {"independent": dfn_indep, "dependent": dfn_dep}
+    k = _BASELINE_SHARE[norm]
+    return {"independent": indep + k * (dfn_indep - indep), "dependent": dep + k * (dfn_dep - dep)}
+
+
 # Reference classifiers (F1, accuracy) at a typical AU prevalence of 0.25.
 _REFERENCES = {"absent": (0.0, 0.75), "random": (0.25, 0.625), "majority": (0.0, 0.75)}
 
@@ -110,11 +125,13 @@ def _combos(split: str) -> list[tuple[str, str, str]]:
 def write_synthetic_store(uri: str, *, repetitions: int = 3, seed: int = 0,
                           gap_scale: float = 1.0, epochs: int = 0,
                           splits: Sequence[str] = tuple(_PAPER),
+                          normalizations: Sequence[str] = ("original", "deepfn"),
                           manifest: str | Path | None = None) -> list[dict[str, object]]:
     """Fill experiment ``deepfn-au`` at ``uri``; return the manifest entries (+ write them).
 
-    ``repetitions`` x 2 normalizations x 14 child runs (2 person, 4 per other split), plus one
-    parent run per split x normalization x repetition.
+    ``repetitions`` x normalizations x 14 child runs (2 person, 4 per other split), plus one
+    parent run per split x normalization x repetition.  The baselines (``person_mean``,
+    ``person_median``) score a share of DeepFN's gain over original data.
     """
     rng = np.random.default_rng(seed)
     store = Store(uri)
@@ -125,11 +142,9 @@ def write_synthetic_store(uri: str, *, repetitions: int = 3, seed: int = 0,
     entries: list[dict[str, object]] = []
     common = {"profile": "synthetic", "data_version": "synthetic", "git_commit": "synthetic"}
     for split in splits:
-        indep, dep, dfn_indep, dfn_dep = _PAPER[split]
-        for norm in ("original", "deepfn"):
-            means = {"independent": dfn_indep if norm == "deepfn" else indep,
-                     "dependent": dfn_dep if norm == "deepfn" else dep}
-            means = {k: indep + gap_scale * (v - indep) for k, v in means.items()}
+        indep = _PAPER[split][0]
+        for norm in normalizations:
+            means = {k: indep + gap_scale * (v - indep) for k, v in _means(split, norm).items()}
             for rep in range(repetitions):
                 split_seed = seed * 100_000 + rep
                 parent = c.create_run(exp, tags={"kind": "condition", "group": split,
@@ -180,11 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=10, help="per-epoch history length")
     p.add_argument("--gap-scale", type=float, default=1.0, help="0 = negative control")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--normalizations", nargs="+", default=["original", "deepfn"],
+                   help="methods to log runs for (original deepfn person_mean person_median)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     entries = write_synthetic_store(args.uri, repetitions=args.repetitions, seed=args.seed,
                                     gap_scale=args.gap_scale, epochs=args.epochs,
-                                    manifest=args.manifest)
+                                    normalizations=args.normalizations, manifest=args.manifest)
     print(f"logged {len(entries)} model runs in {time.perf_counter() - t0:.1f} s")
     return 0
 
