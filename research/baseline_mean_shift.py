@@ -5,7 +5,10 @@
         [--out research/results/mean_shift.json]
 
 Every frame x of subject s becomes ``mean(template) + (x - mean(s))`` (clipped to [0, 255]): no
-learning at all, just each person's average face swapped for the template's.  The same
+learning at all, just each person's average face swapped for the template's.  The math is the
+library's ``person_mean`` method (:func:`deepfn.normalizer.methods.person_shift`), which the
+pipeline now runs beside DeepFN (``experiments.normalizations``); this probe answered, before
+that, whether it was worth it, and stays to reproduce that answer at the AE resolution.  The same
 identity and expression probes as the transfer stage (``deepfn.normalizer.diagnostics``) are
 run on it, and set beside the DeepFN numbers of ``--metrics`` when that file exists, so a
 reader can see how much of what DeepFN does a per-person mean already does (and where DeepFN
@@ -20,18 +23,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from deepfn.data.corpus import read_subject, read_subjects
 from deepfn.normalizer.diagnostics import ProbeSet, summarize
 from deepfn.normalizer.jobs import read_template
+from deepfn.normalizer.methods import person_shift
 from deepfn.utils.io import write_json
-
-
-def mean_shift(frames: np.ndarray, template_mean: np.ndarray) -> np.ndarray:
-    """uint8 (N, S, S) -> uint8: ``template_mean + (frames - mean(frames))``, clipped."""
-    x = frames.astype(np.float32)
-    return np.clip(template_mean + (x - x.mean(0)), 0, 255).round().astype(np.uint8)
 
 
 def _short(r: dict) -> dict:
@@ -49,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="research/results/mean_shift.json")
     a = p.parse_args(argv)
     template, _ = read_template(a.template)
-    t_mean = template.images.astype(np.float32).mean(0)
     subjects = list(read_subjects(f"{a.data}/subjects.csv").index)
     probes = ProbeSet()
     for i, sid in enumerate(subjects):  # every subject, as the transfer stage does
         d = read_subject(a.data, sid)
-        probes.add(i, d.images, mean_shift(d.images, t_mean), d.intensity, d.sequence)
+        probes.add(i, d.images, person_shift(d.images, template.images, "mean"), d.intensity,
+                   d.sequence)
     report = {"baseline": "mean shift: mean(template) + (x - mean(subject))",
               "data": a.data, "template_subject": template.subject, "subjects": len(subjects),
               "mean_shift": _short(summarize(probes, len(subjects)))}

@@ -80,18 +80,21 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="session")
 def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``original``, ``normalized`` corpus dirs and ``template`` json (shared, read-only)."""
+    """``original`` corpus dir, ``normalized`` root (one corpus per method, as the transfer
+    stage writes it) and ``template`` json (shared, read-only)."""
     root = tmp_path_factory.mktemp("au_corpora")
     template = root / "template.json"
     template.write_text(json.dumps({"subject": TEMPLATE}))
-    return {"original": write_corpus(root / "clf", 0),
-            "normalized": write_corpus(root / "normalized", 1), "template": template}
+    for seed, method in enumerate(("deepfn", "person_mean", "person_median"), start=1):
+        write_corpus(root / "normalized" / method, seed)
+    return {"original": write_corpus(root / "clf", 0), "normalized": root / "normalized",
+            "template": template}
 
 
 def smoke_settings(**experiments: object) -> Settings:
     """The smoke profile at the fixture's scale (2 train, 1 val, >= 1 test subject)."""
     base = {"repetitions": 1, "epochs": 1, "batch_size": 16, "n_train": 2, "n_val": 1,
-            "strategy": "sequential"}
+            "strategy": "sequential", "normalizations": ("original", "deepfn")}
     return settings_from_dict({"profile": "smoke", "experiments": {**base, **experiments}})
 
 

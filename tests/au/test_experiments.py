@@ -40,7 +40,7 @@ def stage(corpora, tmp_path_factory: pytest.TempPathFactory) -> dict:
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump({"profile": "smoke", "experiments": {
         "groups": GROUPS, "repetitions": 1, "epochs": 1, "batch_size": 16, "n_train": 2,
-        "n_val": 1, "strategy": "sequential"}}))
+        "n_val": 1, "strategy": "sequential", "normalizations": ["original", "deepfn"]}}))
     out = tmp / "results" / "experiments.json"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
@@ -202,7 +202,7 @@ def test_interrupted_run_resumes_to_the_same_runs(corpora, stage, mlflow_store, 
 def test_missing_normalized_subject_is_one_line(corpora, tmp_path, capsys) -> None:
     norm = tmp_path / "normalized"
     shutil.copytree(corpora["normalized"], norm)
-    (norm / "M002.npz").unlink()
+    (norm / "person_median" / "M002.npz").unlink()
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"profile": "smoke", "experiments": {
         "groups": GROUPS, "n_train": 2, "n_val": 1}}))
@@ -211,4 +211,41 @@ def test_missing_normalized_subject_is_one_line(corpora, tmp_path, capsys) -> No
                str(corpora["template"]), "--out", str(out), "--params", str(params)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and not out.exists()
-    assert err.count("\n") == 0 and "M002.npz" in err and "dvc repro transfer" in err
+    assert err.count("\n") == 0 and "person_median/M002.npz" in err
+    assert "dvc repro transfer" in err
+
+
+def test_every_method_is_planned_and_keyed_apart(corpora) -> None:
+    """Each listed method plans the same models on its own corpus; the method is in every run
+    key, and adding baselines never rekeys the original or DeepFN runs."""
+    def plan(*methods: str) -> experiments.Plan:
+        return experiments.plan(smoke_settings(groups=GROUPS, normalizations=methods),
+                                corpora["original"], corpora["normalized"], corpora["template"],
+                                "cpu")
+
+    two, four = plan("original", "deepfn"), plan("original", "deepfn", "person_mean",
+                                                 "person_median")
+    assert four.corpus == {"original": str(corpora["original"]),
+                           **{m: str(corpora["normalized"] / m)
+                              for m in ("deepfn", "person_mean", "person_median")}}
+    by_method: dict[str, set[str]] = {}
+    for m in four.models:
+        by_method.setdefault(m.plan.normalization, set()).update(m.run_keys)
+    assert len(by_method) == 4 and len({len(k) for k in by_method.values()}) == 1
+    assert len(set().union(*by_method.values())) == 4 * len(by_method["original"])  # disjoint
+    assert two.run_keys == by_method["original"] | by_method["deepfn"]
+    assert plan("person_median").run_keys == by_method["person_median"]
+
+
+def test_unknown_normalization_is_one_line_naming_the_key(corpora, tmp_path, capsys) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "smoke", "experiments": {
+        "normalizations": ["original", "person_zscore"]}}))
+    out = tmp_path / "experiments.json"
+    rc = main(["--original", str(corpora["original"]), "--normalized",
+               str(corpora["normalized"]), "--template", str(corpora["template"]),
+               "--out", str(out), "--params", str(params)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not out.exists() and err.count("\n") == 0
+    assert "experiments.normalizations" in err and "person_zscore" in err
+    assert "person_median" in err  # the fix: the allowed names

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from deepfn.data.corpus import read_manifest, read_subject, read_subjects, subject_ids
+from deepfn.normalizer.methods import TRANSFERRED, person_shift
 from deepfn.tracking import EXPERIMENT_NORMALIZER
 from deepfn.tracking.provenance import code_fingerprint
 from deepfn.utils.io import sha256_file
@@ -106,29 +107,44 @@ def test_transfer_writes_a_valid_corpus_and_diagnostics(workspace: Path,
                                                         monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workspace}/mlruns/mlflow.db")
+    root = workspace / "data" / "normalized"
+    make_corpus(root, ["F001"], size=32, per_seq=4)  # a corpus in the layout before methods
     rc = transfer_stage.main(["--data", "data/ae", "--models", "models/normalizers",
                               "--out", "data/normalized", "--reports", "reports/normalization"])
     assert rc == 0
-    out = workspace / "data" / "normalized"
-    manifest = read_manifest(out)
-    assert manifest["source"] == "deepfn" and manifest["image_size"] == 32
-    assert manifest["template_subject"] == "F001"
-    assert subject_ids(out) == SUBJECTS
+    assert sorted(p.name for p in root.iterdir()) == sorted(TRANSFERRED)  # stale files gone
     original = read_subjects(workspace / "data" / "ae" / "subjects.csv")
-    assert read_subjects(out / "subjects.csv").equals(original)
-    for sid in SUBJECTS:
-        before, after = read_subject(workspace / "data" / "ae", sid), read_subject(out, sid)
-        assert after.images.shape == before.images.shape and after.images.dtype == np.uint8
-        for k in ("occurrence", "intensity", "sequence", "frame"):
-            assert np.array_equal(getattr(after, k), getattr(before, k)), k
+    template = read_subject(workspace / "data" / "ae", "F001").images
+    for method in TRANSFERRED:
+        out = root / method
+        manifest = read_manifest(out)
+        assert manifest["source"] == method and manifest["image_size"] == 32
+        assert manifest["template_subject"] == "F001"
+        assert subject_ids(out) == SUBJECTS
+        assert read_subjects(out / "subjects.csv").equals(original)
+        for sid in SUBJECTS:
+            before, after = read_subject(workspace / "data" / "ae", sid), read_subject(out, sid)
+            assert after.images.shape == before.images.shape and after.images.dtype == np.uint8
+            for k in ("occurrence", "intensity", "sequence", "frame"):
+                assert np.array_equal(getattr(after, k), getattr(before, k)), k
+            if method != "deepfn":  # the baselines: exactly the library's shift
+                stat = method.removeprefix("person_")
+                assert np.array_equal(after.images,
+                                      person_shift(before.images, template, stat)), (method, sid)
+    assert "normalizers" in read_manifest(root / "deepfn")
     reports = workspace / "reports" / "normalization"
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["identity_accuracy"]["chance"] == pytest.approx(0.25)
     assert 0.0 <= metrics["identity_accuracy"]["after"] <= 1.0
+    assert set(metrics["methods"]) == set(TRANSFERRED)
+    assert metrics["methods"]["deepfn"]["identity_accuracy"] == metrics["identity_accuracy"]
+    for m in TRANSFERRED:
+        assert 0.0 <= metrics["methods"][m]["identity_accuracy"]["after"] <= 1.0
     assert (reports / "fig2_group_averages.png").stat().st_size > 1000
     assert (reports / "examples.png").stat().st_size > 100
     _, runs = _runs(workspace, "transfer")
     assert "identity_accuracy_after" in runs[0].data.metrics
+    assert {f"{m}/identity_accuracy_after" for m in TRANSFERRED} <= set(runs[0].data.metrics)
     assert runs[0].data.tags["code_fingerprint"] == code_fingerprint("transfer")
 
 

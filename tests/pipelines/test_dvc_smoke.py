@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from deepfn.config import profiles
+from deepfn.normalizer.methods import BASELINES, TRANSFERRED
+from deepfn.normalizer.methods import LABELS as METHOD_LABELS
 from tests.pipelines.conftest import run as _run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,11 +39,25 @@ def test_repro_builds_every_stage(project: Path) -> None:
     assert subjects == set(SMOKE_ROSTER)
     for sid in SMOKE_ROSTER:
         assert (project / f"models/normalizers/{sid}.pt").is_file()
-        assert (project / f"data/normalized/{sid}.npz").is_file()
+        for method in TRANSFERRED:  # one DVC out per method
+            assert (project / f"data/normalized/{method}/{sid}.npz").is_file()
     template = json.loads((project / "data/template/template.json").read_text())["subject"]
     assert template in SMOKE_ROSTER and not template.startswith("SN")
     manifest = json.loads((project / "results/experiments.json").read_text())
     assert manifest["runs"]
+    # every method of params.yaml was trained and tagged, and has its Table 5 column pair
+    listed = tuple(yaml.safe_load((project / "params.yaml").read_text())["experiments"]
+                   ["normalizations"])
+    assert {r["normalization"] for r in manifest["runs"]} == set(listed)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlruns/mlflow.db")
+    tagged = {client.get_run(r["run_id"]).data.tags["normalization"] for r in manifest["runs"]}
+    assert tagged == set(listed)
+    table5 = (project / "reports/table5.md").read_text()
+    for method in listed:
+        if method in BASELINES:
+            assert f"{METHOD_LABELS[method]} ind. ± SE" in table5
     assert (project / "reports/report.md").is_file()
     assert (project / "reports/table5.csv").is_file()
     assert (project / "mlruns/mlflow.db").is_file()

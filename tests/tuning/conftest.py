@@ -95,8 +95,9 @@ def tuning_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def tiny(tmp_path: Path) -> dict[str, Path]:
     """Tiny corpora (32 px): clf, normalized, ae, template dir; and a smoke params file."""
     root = tmp_path / "data"
-    paths = {name: make_corpus(root / name, SUBJECTS, size=32)
-             for name in ("clf", "normalized", "ae")}
+    paths = {name: make_corpus(root / name, SUBJECTS, size=32) for name in ("clf", "ae")}
+    make_corpus(root / "normalized" / "deepfn", SUBJECTS, size=32)  # transfer's layout
+    paths["normalized"] = root / "normalized"
     tdir = make_corpus(root / "template", [TEMPLATE], size=32)
     (tdir / "template.json").write_text(json.dumps({"subject": TEMPLATE}))
     paths["template"] = tdir / "template.json"

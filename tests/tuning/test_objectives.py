@@ -66,7 +66,7 @@ def test_stage_runs_the_real_classifier_objective(tmp_path, tiny, tuning_mlflow,
     settings = load_settings(tiny["params"])
     plans = tuning_plans(tiny["clf"], TEMPLATE, settings, 2, ["original", "deepfn"])
     allowed = {s for p in plans for s in (*p.train, *p.val)}
-    assert {s for _, s in read} == allowed and {c for c, _ in read} == {"clf", "normalized"}
+    assert {s for _, s in read} == allowed and {c for c, _ in read} == {"clf", "deepfn"}
     # ... and the study's MLflow run records which subjects played which role
     from deepfn.tracking import EXPERIMENT_TUNING, Store
 
