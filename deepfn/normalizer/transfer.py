@@ -123,27 +123,27 @@ def run_transfer(settings: Settings, *, data_dir: str | Path, models_dir: str | 
     examples: dict[str, list[np.ndarray]] = {m: [] for m in ("original", *TRANSFERRED)}
     compute = resolve_compute(settings.compute.device)  # Eq. 2 in fp32 on the stage's device
     compute.configure()
-    models = {}
-    for sid in subjects:  # every model checked before anything is written
+
+    def load(sid: str) -> tuple[DeepFNAutoencoder, str]:
         model, meta = load_model(paths[sid], fix="rerun dvc repro normalize")
         if meta.get("subject") != sid:
             raise DeepFNError(f"{paths[sid]}: holds the normalizer of "
                               f"{meta.get('subject')!r}, not {sid}; rerun dvc repro normalize")
-        models[sid] = (model, str(meta.get("template_subject")))
-    templates = {t for _, t in models.values()}
-    if len(templates) != 1:
-        raise DeepFNError(f"{models_dir}: normalizers trained against different templates "
-                          f"({', '.join(sorted(templates))}); rerun dvc repro normalize")
-    template = templates.pop()
-    ae_size = next(iter(models.values()))[0].cfg.size
-    template_frames = _template_frames(data_dir, template, ae_size)
+        return model, str(meta.get("template_subject"))
+
+    first, template = load(subjects[0])  # one model in memory at a time (paper size: ~0.3 GB)
+    template_frames = _template_frames(data_dir, template, first.cfg.size)
+    del first
     baselines = {m: make_normalizer(m, template_frames=template_frames) for m in BASELINES}
-    _drop_flat_layout(out_dir)
     with ExitStack() as stack, Progress(disable=not progress) as bar:
         tmp = {m: stack.enter_context(atomic_dir(method_dir(out_dir, m))) for m in TRANSFERRED}
         task = bar.add_task("transfer", total=len(subjects))
         for i, sid in enumerate(subjects):
-            model = models[sid][0]
+            model, theirs = load(sid)
+            if theirs != template:  # nothing is written: the atomic directories are dropped
+                raise DeepFNError(f"{models_dir}: normalizers trained against different "
+                                  f"templates ({', '.join(sorted({template, theirs}))}); rerun "
+                                  "dvc repro normalize")
             weights[sid] = content_hash(model)
             data = read_subject(data_dir, sid)
             if data.images.shape[-1] != model.cfg.size:
@@ -172,11 +172,11 @@ def run_transfer(settings: Settings, *, data_dir: str | Path, models_dir: str | 
             if m == "deepfn":
                 extra["normalizers"] = weights
             write_manifest(tmp[m], source=m, image_size=clf, subjects=subjects, extra=extra)
+    _drop_flat_layout(out_dir)
     summaries = {m: summarize(probes[m], len(subjects)) for m in TRANSFERRED}
     metrics = {"n_subjects": len(subjects), "template_subject": template, "image_size": clf,
                **summaries["deepfn"], "group_gap": groups.gaps(),
-               "group_subjects": dict(groups.subjects),
-               "methods": summaries}
+               "group_subjects": dict(groups.subjects), "methods": summaries}
     reports_dir.mkdir(parents=True, exist_ok=True)
     fig2 = fig2_group_averages(groups, reports_dir / "fig2_group_averages.png")
     ex = save_png(reports_dir / "examples.png", grid_image(
