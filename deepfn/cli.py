@@ -176,7 +176,7 @@ def transfer(
     data: Annotated[Path, typer.Option(help="AE-resolution corpus")] = Path(
         "data/preprocessed/ae"),
     models: Annotated[Path, typer.Option(help="normalizers dir")] = Path("models/normalizers"),
-    out: Annotated[Path, typer.Option(help="normalized corpus to write")] = Path(
+    out: Annotated[Path, typer.Option(help="normalized corpora to write (<out>/<method>)")] = Path(
         "data/normalized"),
     reports: Annotated[Path, typer.Option(help="diagnostics dir")] = Path(
         "reports/normalization"),
@@ -192,7 +192,8 @@ def transfer(
 def experiments(
     original: Annotated[Path, typer.Option(help="original corpus")] = Path(
         "data/preprocessed/clf"),
-    normalized: Annotated[Path, typer.Option(help="DeepFN corpus")] = Path("data/normalized"),
+    normalized: Annotated[Path, typer.Option(help="normalized corpora (<dir>/<method>)")] = Path(
+        "data/normalized"),
     template: Annotated[Path, typer.Option(help="template.json")] = Path(
         "data/template/template.json"),
     out: Annotated[Path, typer.Option(help="run manifest to write")] = Path(

@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--original", type=Path, required=True,
                    help="original corpus (data/preprocessed/clf)")
     p.add_argument("--normalized", type=Path, required=True,
-                   help="DeepFN corpus (data/normalized)")
+                   help="normalized corpora, one per method (data/normalized/<method>)")
     p.add_argument("--template", type=Path, required=True,
                    help="template.json (data/template)")
     p.add_argument("--out", type=Path, required=True,
