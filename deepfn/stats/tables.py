@@ -68,6 +68,8 @@ def methods_in(df: pd.DataFrame) -> tuple[str, ...]:
 
 def conditions_for(methods: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(condition_of(m, e) for m in methods for e in EVALUATIONS)
+
+
 SPLIT_LABELS = {"person": "Person", "gender": "Gender", "skin": "Skin type",
                 "dataset": "Dataset"}
 _GROUP_ORDER = {"person": ("others", "self"), "gender": ("F", "M"),
@@ -130,9 +132,6 @@ def method_tests(method: str) -> tuple[TestSpec, ...]:
 def tests_for(methods: tuple[str, ...]) -> tuple[TestSpec, ...]:
     """The paper's tests, then each baseline's of ``methods``."""
     return TESTS + tuple(t for m in methods if m in BASELINES for t in method_tests(m))
-
-
-VS_DEEPFN = ("vs_deepfn_independent", "vs_deepfn_dependent")
 
 
 def group_label(value: str) -> str:
