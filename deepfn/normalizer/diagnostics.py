@@ -10,6 +10,9 @@ identity leakage
 expression preservation
     per-AU ridge regression of the coded intensity from the same pixels, Pearson r on held-out
     frames (same split), and across subjects (2-fold: even vs odd subjects).  Should not drop.
+    ``expression_per_au`` lists each AU's r before/after and the share kept (after / before),
+    so a reader sees which AUs survive transfer onto the template;
+    :func:`expression_markdown` renders it as ``report.md``.
 group averages (paper Fig. 2)
     the average face of each group (female/male, lighter/darker skin, bp4d/disfa) before (middle
     row) and after (bottom row), with luminance histograms of the averages (top: before blue,
@@ -29,11 +32,13 @@ from deepfn.data.corpus import AUS, skin_group
 from deepfn.normalizer.train import frames_to_tensor
 
 __all__ = [
-    "PROBE_SIZE", "GROUPS", "ProbeSet", "downsample", "split_mask", "identity_probe",
-    "expression_probe", "GroupAverages", "fig2_group_averages", "summarize",
+    "PROBE_SIZE", "GROUPS", "KEPT", "ProbeSet", "downsample", "split_mask", "identity_probe",
+    "expression_probe", "per_au_preservation", "expression_markdown", "GroupAverages",
+    "fig2_group_averages", "summarize",
 ]
 
 PROBE_SIZE = 16
+KEPT = 0.5  # an AU is "carried" when at least this share of its probe r survives normalization
 # (column title, subjects.csv column, predicate) in the order of the paper's Fig. 2
 GROUPS: tuple[tuple[str, str, Any], ...] = (
     ("female", "gender", lambda v: v == "F"), ("male", "gender", lambda v: v == "M"),
@@ -135,7 +140,77 @@ def summarize(probes: ProbeSet, n_subjects: int) -> dict[str, Any]:
         out[name] = {"before": before, "after": after,
                      "mean_before": float(np.mean(list(before.values()))) if before else None,
                      "mean_after": float(np.mean(list(after.values()))) if after else None}
+    out["expression_per_au"] = per_au_preservation(out["expression_r"],
+                                                   out["expression_r_cross_subject"])
     return out
+
+
+def _kept(before: float | None, after: float | None) -> float | None:
+    """after / before when the AU was readable before (r > 0.05), else None."""
+    if before is None or after is None or before <= 0.05:
+        return None
+    return after / before
+
+
+def per_au_preservation(within: dict[str, Any], cross: dict[str, Any]) -> dict[str, Any]:
+    """Per AU: probe r before/after (held-out frames and subject-disjoint), the share kept
+    (after / before) and whether the AU is carried (share >= :data:`KEPT`)."""
+    out: dict[str, Any] = {}
+    for au in sorted(set(within["before"]) | set(within["after"])):
+        b, a = within["before"].get(au), within["after"].get(au)
+        kept = _kept(b, a)
+        out[au] = {"before": b, "after": a, "kept": kept,
+                   "cross_before": cross["before"].get(au), "cross_after": cross["after"].get(au),
+                   "carried": None if kept is None else bool(kept >= KEPT)}
+    return out
+
+
+def expression_markdown(metrics: dict[str, Any]) -> str:
+    """The normalization report: identity probe and the per-AU expression probe, before/after."""
+    def f(v: float | None, signed: bool = False) -> str:
+        return "n/a" if v is None or v != v else (f"{v:+.2f}" if signed else f"{v:.2f}")
+
+    ident = metrics["identity_accuracy"]
+    per_au = metrics["expression_per_au"]
+    verdict = {True: "yes", False: "**no**", None: "n/a"}
+    rows = [f"| {au} | {f(r['before'])} | {f(r['after'])} | "
+            + ("n/a" if r["kept"] is None else f"{100 * r['kept']:.0f} %")
+            + f" | {f(r['cross_before'])} | {f(r['cross_after'])} | {verdict[r['carried']]} |"
+            for au, r in per_au.items()]
+    carried = [au for au, r in per_au.items() if r["carried"]]
+    lost = [au for au, r in per_au.items() if r["carried"] is False]
+    expr = metrics["expression_r"]
+    lines = [
+        "# Normalization diagnostics", "",
+        f"{metrics.get('n_subjects', '?')} subjects normalized onto the template "
+        f"{metrics.get('template_subject', '?')}.", "",
+        "## Identity leakage", "",
+        f"Subject-id probe accuracy (logistic regression, 16x16 pixels, held-out sequences): "
+        f"{f(ident['before'])} before, {f(ident['after'])} after (chance {f(ident['chance'])}).",
+        "", "## Expression preservation per AU", "",
+        "Ridge-regression probe of each AU's coded intensity from 16x16 pixels: Pearson r on "
+        "held-out sequences of the same subjects, and subject-disjoint (even vs odd subjects). "
+        f"*Kept* = r after / r before; an AU is carried when at least {KEPT:.0%} of its r "
+        "survives.", "",
+        "| AU | r before | r after | kept | r before (cross-subject) | r after (cross-subject) "
+        "| carried |",
+        "|---|---|---|---|---|---|---|", *rows, "",
+        f"Mean r {f(expr['mean_before'])} -> {f(expr['mean_after'])}.  Carried: "
+        f"{', '.join(carried) or 'none'}; lost: {', '.join(lost) or 'none'}.", ""]
+    methods: dict[str, dict[str, Any]] = metrics.get("methods", {})
+    if len(methods) > 1:  # every method's r after per AU, side by side
+        names = list(methods)
+        lines += ["## Every method", "",
+                  "Identity probe after and per-AU expression r after, one column per method "
+                  "(r before in the first column).", "",
+                  "| AU | r before | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names),
+                  "| identity probe | " + f(ident["before"]) + " | " + " | ".join(
+                      f(methods[m]["identity_accuracy"]["after"]) for m in names) + " |",
+                  *[f"| {au} | {f(r['before'])} | " + " | ".join(
+                      f(methods[m].get("expression_per_au", {}).get(au, {}).get("after"))
+                      for m in names) + " |" for au, r in per_au.items()], ""]
+    return "\n".join(lines)
 
 
 @dataclass

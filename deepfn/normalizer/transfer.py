@@ -13,8 +13,9 @@ equalization, as the original classifier corpus was resized) and stored as uint8
 format with the labels copied (``manifest.json`` source = the method).  Each directory is
 replaced whole and atomically.  The diagnostics of :mod:`~deepfn.normalizer.diagnostics` go to
 ``reports/normalization/`` (``metrics.json`` with DeepFN's probes at the top level and every
-method's under ``methods``; ``fig2_group_averages.png`` for DeepFN; ``examples.png`` with a row
-per method) and to a ``transfer`` run in MLflow.
+method's under ``methods``; ``report.md`` with the per-AU expression probe per method;
+``fig2_group_averages.png`` for DeepFN; ``examples.png`` with a row per method) and to a
+``transfer`` run in MLflow.
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ from deepfn.data.corpus import (
 from deepfn.data.preprocess import equalize_resize
 from deepfn.errors import DeepFNError
 from deepfn.normalizer.checkpoint import content_hash, load_model
-from deepfn.normalizer.diagnostics import GroupAverages, ProbeSet, fig2_group_averages, summarize
+from deepfn.normalizer.diagnostics import (
+    GroupAverages,
+    ProbeSet,
+    expression_markdown,
+    fig2_group_averages,
+    summarize,
+)
 from deepfn.normalizer.methods import (
     BASELINES,
     LABELS,
@@ -50,7 +57,7 @@ from deepfn.normalizer.methods import (
 from deepfn.normalizer.model import DeepFNAutoencoder
 from deepfn.normalizer.preview import grid_image, pick_preview_frames, save_png
 from deepfn.stage import Stage
-from deepfn.utils.io import atomic_dir, write_json
+from deepfn.utils.io import atomic_dir, write_json, write_text
 
 __all__ = ["normalize_frames", "resize_frames", "run_transfer", "TRANSFER"]
 
@@ -183,7 +190,9 @@ def run_transfer(settings: Settings, *, data_dir: str | Path, models_dir: str | 
         [np.stack(rows) for rows in examples.values()], [LABELS[m] for m in examples],
         tile=max(64, clf)))
     write_json(reports_dir / "metrics.json", metrics)
-    _log_run(settings, data_dir, metrics, [fig2, ex, reports_dir / "metrics.json"])
+    write_text(reports_dir / "report.md", expression_markdown(metrics))
+    _log_run(settings, data_dir, metrics,
+             [fig2, ex, reports_dir / "metrics.json", reports_dir / "report.md"])
     return metrics
 
 
@@ -212,6 +221,9 @@ def _log_run(settings: Settings, data_dir: Path, metrics: dict[str, Any],
         for name in ("expression_r", "expression_r_cross_subject"):
             if summary[name]["mean_after"] is not None:
                 flat[f"{m}/{name}_after"] = summary[name]["mean_after"]
+    for au, row in metrics["expression_per_au"].items():
+        flat.update({f"expression_r_{au}_{when}": row[when] for when in ("before", "after")
+                     if row[when] is not None})
     for label, row in metrics["group_gap"].items():
         flat.update({f"group_gap_{label}_{when}": v for when, v in row.items()})
     store = Store(configured=settings.tracking.uri)

@@ -220,6 +220,44 @@ def test_each_au_changes_its_facs_region():
             assert d5.sum() > 1.5 * d1.sum() > 0, au  # graded: subtle at 1, strong at 5
 
 
+def test_a_full_beard_leaves_the_mouth_aus_visible():
+    """Facial hair covers jaw and cheeks, not the lips, corners and chin boss: every mouth AU
+    changes a bearded face at least 70 % as much as a clean-shaven one (64 px)."""
+    size, n = 64, 1 + len(AUS)
+    aus = torch.zeros(n, len(AUS))
+    aus[torch.arange(1, n), torch.arange(len(AUS))] = 3.0
+    img = {b: render_faces(identity_batch(n, beard=b, hair_tone=0.1, jaw=0.24), aus,
+                           nuisance_batch(n), size).float() for b in (0.0, 1.0)}
+    for i, au in enumerate(AUS):
+        shaved, bearded = ((img[b][1 + i] - img[b][0]).abs().sum() for b in (0.0, 1.0))
+        assert bearded > 0.7 * shaved, (au, float(bearded / shaved))
+    c = ((torch.arange(size) + 0.5) * 2 / size - 1) * VIEW
+    x, y = c.abs().view(1, -1), (c + VIEW_CY).view(-1, 1)
+    lips = (x <= 0.14) & (y >= 0.28) & (y <= 0.36)
+    jaw = (x >= 0.3) & (x <= 0.42) & (y >= 0.3) & (y <= 0.5)
+    beard = (img[1.0][0] - img[0.0][0]).abs()
+    assert beard[jaw].mean() > 8 and beard[lips].mean() < 3  # hair on the jaw, lips clear
+
+
+def test_resting_idiosyncrasies_differ_by_gender_and_dataset():
+    """Women's brows rest higher, men carry more glabellar lines; DISFA-like (older) people
+    more permanent lines, deeper folds and narrower lids -- same draws, shifted by group."""
+    def draw(gender: str, dataset: str) -> dict[str, np.ndarray]:
+        ps = [sample_identity(np.random.default_rng(i), gender, 3, dataset=dataset)
+              for i in range(400)]
+        return {k: np.array([p[k] for p in ps]) for k in ps[0]}
+
+    f, m, d = draw("F", "bp4d"), draw("M", "bp4d"), draw("M", "disfa")
+    assert f["rest_brow"].mean() > m["rest_brow"].mean() + 0.008
+    assert (m["rest_furrow"] > 0).mean() > (f["rest_furrow"] > 0).mean() + 0.1
+    assert (d["rest_forehead"] > 0).mean() > (m["rest_forehead"] > 0).mean() + 0.08
+    assert d["rest_fold"].mean() > m["rest_fold"].mean() + 0.05
+    assert d["rest_aperture"].mean() < m["rest_aperture"].mean()
+    assert np.array_equal(m["face_width"], d["face_width"])  # the rest of the face is the same
+    with pytest.raises(DeepFNError, match="dataset"):
+        sample_identity(np.random.default_rng(0), "F", 3, dataset="ck+")
+
+
 def test_identity_strength_zero_is_one_face():
     rng = np.random.default_rng(3)
     a = sample_identity(rng, "F", 1, identity_strength=0.0)

@@ -12,9 +12,11 @@ from deepfn.normalizer.diagnostics import (
     GroupAverages,
     ProbeSet,
     downsample,
+    expression_markdown,
     expression_probe,
     fig2_group_averages,
     identity_probe,
+    per_au_preservation,
     split_mask,
     summarize,
 )
@@ -85,3 +87,37 @@ def test_group_averages_and_fig2(tmp_path: Path):
     assert "dataset" not in gaps  # no disfa subject
     png = fig2_group_averages(groups, tmp_path / "fig2.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_per_au_preservation_says_which_aus_survive_normalization():
+    """AU01 is in the pixels before and after, AU02 only before: AU02 is reported lost."""
+    rng = np.random.default_rng(2)
+    probes = ProbeSet()
+    for i in range(4):
+        intensity = np.full((40, len(AUS)), -1, dtype=np.int8)
+        intensity[:, :2] = rng.integers(0, 6, size=(40, 2))
+        before = rng.integers(0, 40, size=(40, 16, 16))
+        after = rng.integers(0, 40, size=(40, 16, 16))
+        before[:, :8, :] += 40 * intensity[:, 0, None, None]   # AU01 top half, both
+        after[:, :8, :] += 40 * intensity[:, 0, None, None]
+        before[:, 8:, :] += 40 * intensity[:, 1, None, None]   # AU02 bottom half, before only
+        probes.add(i, before.astype(np.uint8), after.astype(np.uint8), intensity,
+                   np.repeat(["T1", "T2", "T3", "T4"], 10))
+    out = summarize(probes, 4)
+    per_au = out["expression_per_au"]
+    assert set(per_au) == {"AU01", "AU02"}
+    assert per_au["AU01"]["carried"] is True and per_au["AU01"]["kept"] > 0.9
+    assert per_au["AU02"]["before"] > 0.9 and per_au["AU02"]["carried"] is False
+    assert per_au["AU02"]["cross_before"] > 0.9 and per_au["AU02"]["cross_after"] < 0.5
+    md = expression_markdown({"n_subjects": 4, "template_subject": "F001", **out})
+    assert "| AU02 |" in md and "**no**" in md
+    assert "Carried: AU01; lost: AU02." in md
+
+
+def test_per_au_preservation_leaves_unreadable_aus_undecided():
+    within = {"before": {"AU01": 0.02, "AU04": 0.6}, "after": {"AU01": 0.3, "AU04": 0.2}}
+    cross = {"before": {"AU04": 0.5}, "after": {}}
+    out = per_au_preservation(within, cross)
+    assert out["AU01"]["kept"] is None and out["AU01"]["carried"] is None
+    assert out["AU04"]["kept"] == pytest.approx(1 / 3) and out["AU04"]["carried"] is False
+    assert out["AU04"]["cross_after"] is None

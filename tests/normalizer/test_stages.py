@@ -142,9 +142,17 @@ def test_transfer_writes_a_valid_corpus_and_diagnostics(workspace: Path,
         assert 0.0 <= metrics["methods"][m]["identity_accuracy"]["after"] <= 1.0
     assert (reports / "fig2_group_averages.png").stat().st_size > 1000
     assert (reports / "examples.png").stat().st_size > 100
+    per_au = metrics["expression_per_au"]
+    assert set(per_au) == set(metrics["expression_r"]["before"]) and per_au
+    report = (reports / "report.md").read_text()
+    assert all(f"| {au} |" in report for au in per_au)
+    assert "## Every method" in report and all(f" {m} |" in report for m in TRANSFERRED)
     _, runs = _runs(workspace, "transfer")
     assert "identity_accuracy_after" in runs[0].data.metrics
     assert {f"{m}/identity_accuracy_after" for m in TRANSFERRED} <= set(runs[0].data.metrics)
+    au = next(iter(per_au))
+    assert runs[0].data.metrics[f"expression_r_{au}_before"] == pytest.approx(
+        per_au[au]["before"])
     assert runs[0].data.tags["code_fingerprint"] == code_fingerprint("transfer")
 
 

@@ -6,7 +6,7 @@ import torch
 
 from deepfn.data.corpus import AUS
 from deepfn.data.synth.canvas import Canvas, backdrop, bump, fill, texture, tri
-from deepfn.data.synth.features import CY, Geometry, paint_features, span
+from deepfn.data.synth.features import CY, Geometry, lip_top, paint_features, span
 
 __all__ = ["CY", "derive", "paint_half"]
 
@@ -127,16 +127,31 @@ def _head(img: torch.Tensor, bgvis: torch.Tensor, g: Geometry, cv: Canvas) -> No
 
 
 def _beard(img: torch.Tensor, g: Geometry, cv: Canvas) -> None:
+    """Facial hair on the jaw and cheeks, along the chin and above the upper lip.
+
+    The mouth region stays shaved and visible: the lips, their corners (also when AU12 lifts
+    them), the dimples, the marionette lines and the chin boss lie inside a clear box-like
+    region around the mouth (a chin-strap beard with a moustache), so every mouth AU still
+    changes the face.  The clearing is fixed by the rest geometry; the moustache's lower edge
+    follows the moving upper lip (AU10 lifts it, AU12/AU23 widen or narrow the mouth), so the
+    hair deforms with the face.  The strands are a texture fixed in face coordinates: the same
+    pattern in every frame of a person.
+    """
     if float(g["beard"].max()) <= 0:
         return
-    fl, ym, mw = g["face_length"], g["ym"], g["mw"]
-    w = cv.window(0, span(g["face_width"] * (1 + g["jaw"]))[1], span(g["eye_height"], 0.1)[0],
+    fl, ym = g["face_length"], g["ym"]
+    w = cv.window(0, span(g["face_width"] * (1 + g["jaw"]))[1], span(g["tip"], 0.04)[0],
                   span(CY + fl, 0, 0.01)[1])
     face = fill(_face_sdf(g, w.x, w.y).add_(0.004), cv.inv_px)
     top = ym - 0.01 - 0.6 * (w.x - g["mouth_width"] * 0.8).clamp(min=0)  # not moved by AUs
     chin = fill(top - w.y, cv.inv_px * 0.2)
-    must = fill(torch.maximum(torch.maximum(g["tip"] + 0.045 - w.y, w.y - ym + g["ut"] + 0.008),
-                              w.x - mw - 0.015), cv.inv_px * 0.5)
+    y0, y1 = ym - 0.11, CY + fl - 0.035  # the clearing: above lifted corners .. below the boss
+    rx, yc, ry = g["mouth_width"] + 0.12, (y0 + y1) * 0.5, (y1 - y0) * 0.5
+    clear = (w.x / rx).square().square() + ((w.y - yc) / ry).square().square()
+    chin.mul_(clear.sub_(1.0).mul_(4.0).clamp_(0.0, 1.0))
+    must = fill(torch.maximum(torch.maximum(g["tip"] + 0.045 - w.y,
+                                            w.y - lip_top(g, w.x) + 0.012),
+                              w.x - g["mw"] - 0.01), cv.inv_px * 0.5).mul_(0.85)
     tex = texture(cv.size)[w.rows, w.cols]
     a = torch.maximum(chin, must).mul_(face).mul_(g["beard"] * (0.45 + 0.5 * tex))
     img[:, w.rows, w.cols].lerp_(g["hair_tone"].expand_as(a), a.clamp_(max=0.95))

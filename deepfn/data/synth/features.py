@@ -8,7 +8,7 @@ import torch
 
 from deepfn.data.synth.canvas import Canvas, bump, fill, texture, tri
 
-__all__ = ["CY", "Geometry", "span", "paint_features"]
+__all__ = ["CY", "Geometry", "span", "lip_top", "paint_features"]
 
 CY = 0.02  # face oval centre y
 
@@ -160,6 +160,11 @@ def _lip_curves(g: Geometry, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"t": t, "tt": tt, "sq": sq, "line": line,
             "top": line - g["ut"] * sq * bow - g["u10"] * sq.sqrt(),
             "ub": line - g["open10"] * sq, "bottom": line + g["lt"] * sq}
+
+
+def lip_top(g: Geometry, x: torch.Tensor) -> torch.Tensor:
+    """The upper border of the upper lip at ``x`` (moves with AU10, 12, 15, 17, 23, 24)."""
+    return _lip_curves(g, x)["top"]
 
 
 def _mouth(img: torch.Tensor, g: Geometry, cv: Canvas) -> None:

@@ -45,7 +45,7 @@ def plan_subject(row: pd.Series, *, seed: int, identity_strength: float = 1.0,
     """Draw a subject's identity, behaviour and nuisance from its own sub-seeds."""
     sid, dataset = str(row["subject"]), str(row["dataset"])
     identity = sample_identity(subject_rng(seed, sid, "identity"), str(row["gender"]),
-                               int(row["skin_type"]), identity_strength)
+                               int(row["skin_type"]), identity_strength, dataset)
     inten, seq, frame = subject_intensities(dataset, frames_per_sequence,
                                             expressivity=float(row["expressivity"]),
                                             rng=subject_rng(seed, sid, "behavior"))

@@ -7,7 +7,7 @@ import numpy as np
 from deepfn.data.synth.params import IDENTITY_PARAMS, REFERENCE_IDENTITY
 from deepfn.errors import DeepFNError
 
-__all__ = ["ALBEDO", "CONTRAST", "sample_identity"]
+__all__ = ["ALBEDO", "CONTRAST", "REST_GENDER", "REST_DATASET", "sample_identity"]
 
 # Fitzpatrick type -> mean albedo (gray reflectance) and feature contrast
 ALBEDO: dict[int, float] = {1: 0.80, 2: 0.72, 3: 0.62, 4: 0.52, 5: 0.40, 6: 0.30}
@@ -20,19 +20,33 @@ def _mix(rng: np.random.Generator, p: float, lo: float, hi: float, else_: float 
     return v if u < p else else_
 
 
+# Resting idiosyncrasies by group: (rest_brow mean, P(forehead lines), P(glabellar lines)) by
+# gender -- women's brows sit higher (AU1/2-like), men's lower with more glabellar and forehead
+# lines (AU4-, AU1/2-like); and (extra line probability, fold shift, aperture) by dataset --
+# DISFA's participants are 18-50 years old, BP4D's 18-29: more permanent lines, deeper
+# nasolabial folds (AU6/10/12-like) and slightly narrower lids (AU7-like).
+REST_GENDER: dict[str, tuple[float, float, float]] = {"F": (0.006, 0.25, 0.15),
+                                                      "M": (-0.006, 0.35, 0.35)}
+REST_DATASET: dict[str, tuple[float, float, float]] = {"bp4d": (0.0, 0.0, 1.0),
+                                                       "disfa": (0.15, 0.1, 0.95)}
+
+
 def sample_identity(rng: np.random.Generator, gender: str, skin_type: int,
-                    identity_strength: float = 1.0) -> dict[str, float]:
+                    identity_strength: float = 1.0, dataset: str = "bp4d") -> dict[str, float]:
     """One person's renderer parameters.
 
     Gender shifts jaw, face width, brow thickness/height and hair; skin type sets albedo and
-    feature contrast.  ``identity_strength`` interpolates every parameter between the reference
-    identity (0: everybody identical) and the drawn one (1).  The draws are made in a fixed order
-    whatever the strength, so the same generator gives the same person at every strength.
+    feature contrast; gender and dataset (an age proxy) shift the resting idiosyncrasies
+    (:data:`REST_GENDER`, :data:`REST_DATASET`).  ``identity_strength`` interpolates every
+    parameter between the reference identity (0: everybody identical) and the drawn one (1).
+    The draws are made in a fixed order whatever the strength (and group), so the same
+    generator gives the same person at every strength.
     """
     if not 0.0 <= identity_strength <= 1.0:
         raise DeepFNError(f"identity_strength must be in [0, 1], got {identity_strength}")
-    if gender not in ("F", "M") or skin_type not in ALBEDO:
-        raise DeepFNError(f"gender must be F/M and skin_type 1..6, got {gender!r}/{skin_type!r}")
+    if gender not in ("F", "M") or skin_type not in ALBEDO or dataset not in REST_DATASET:
+        raise DeepFNError(f"gender must be F/M, skin_type 1..6 and dataset bp4d/disfa, got "
+                          f"{gender!r}/{skin_type!r}/{dataset!r}")
     f = gender == "F"
     n = rng.normal
     lighter, darker = skin_type <= 2, skin_type >= 5
@@ -69,12 +83,14 @@ def sample_identity(rng: np.random.Generator, gender: str, skin_type: int,
     p["lip_tone"] = n(1.0, 0.15)
     p["shirt_tone"] = rng.uniform(0.1, 0.9)
     # resting idiosyncrasies (look like AU activity; the person-independent model's trap)
-    p["rest_brow"] = n(0.0, 0.022)
+    brow, p_forehead, p_furrow = REST_GENDER[gender]
+    older, fold, aperture = REST_DATASET[dataset]
+    p["rest_brow"] = n(brow, 0.021)
     p["rest_corner"] = n(0.0, 0.016)
-    p["rest_fold"] = rng.uniform(0.05, 0.75)
-    p["rest_aperture"] = n(1.0, 0.12)
-    p["rest_forehead"] = _mix(rng, 0.3, 0.15, 0.55)
-    p["rest_furrow"] = _mix(rng, 0.25, 0.15, 0.5)
+    p["rest_fold"] = rng.uniform(0.05, 0.75) + fold
+    p["rest_aperture"] = n(aperture, 0.12)
+    p["rest_forehead"] = _mix(rng, p_forehead + older, 0.15, 0.55)
+    p["rest_furrow"] = _mix(rng, p_furrow + older, 0.15, 0.5)
     s = float(identity_strength)
     out = {}
     for k, (ref, lo, hi) in IDENTITY_PARAMS.items():
