@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
 .PHONY: help setup setup-dev run smoke test test-fast lint typecheck params-doc ui dashboard \
-	bench clean gpu-check
+	bench clean gpu-check tracking-server tracking-server-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,18 @@ ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback); prints each
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
 		--backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
 
+# `make tracking-server`: MLflow on PostgreSQL for many writers (deepfn/tracking/server.py).
+TRACKING_DIR ?= .tracking
+TRACKING_HOST ?= 127.0.0.1
+TRACKING_PORT ?= 5001
+TRACKING_PG_PORT ?= 5433
+tracking-server: setup ## MLflow server + PostgreSQL on 127.0.0.1:5001 (foreground, Ctrl-C stops); prints MLFLOW_TRACKING_URI
+	$(BIN)/python -m deepfn.tracking.server --root $(TRACKING_DIR) --host $(TRACKING_HOST) \
+		--port $(TRACKING_PORT) --pg-port $(TRACKING_PG_PORT)
+
+tracking-server-stop: setup ## stop a tracking server left running in .tracking (started with &, or killed)
+	$(BIN)/python -m deepfn.tracking.server --root $(TRACKING_DIR) --stop
+
 dashboard: $(VENV)/.installed-dashboard ## optuna-dashboard on .optuna/journal.log (http://127.0.0.1:8080)
 	@test -f .optuna/journal.log || { echo "error: .optuna/journal.log not found; run a study first (docs/tuning.md)"; exit 2; }
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 .optuna/journal.log
@@ -89,7 +101,7 @@ bench: setup ## benchmarks -> benchmarks/results/*.json
 # removes the nested git repository of .smoke/
 clean: ## remove generated data, models, reports and the MLflow store (keeps .venv)
 	git clean -ffdXq -- data models results reports/normalization reports/figures reports/plots \
-		reports/tuning mlruns .deepfn .optuna .smoke .smoke.tmp
+		reports/tuning mlruns .deepfn .optuna .smoke .smoke.tmp .tracking
 
 gpu-check: ## GPU check (<= 8 min) -> benchmarks/results/gpu_check.json; torch + numpy suffice; ARGS="--device cpu --tiny" on a CPU
 	python3 benchmarks/gpu_check.py $(ARGS)
