@@ -10,9 +10,11 @@ STORE ?= mlruns
 # Stages call `python`/`dvc`: make them the venv's.
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
+# Ray (compute.engine: ray, the tests' local cluster) sends no usage statistics
+export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help setup setup-dev run smoke test test-fast lint typecheck params-doc ui dashboard \
-	bench clean gpu-check tracking-server tracking-server-stop
+.PHONY: help setup setup-dev setup-cluster run smoke test test-fast lint typecheck params-doc ui \
+	dashboard bench clean gpu-check tracking-server tracking-server-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,8 +34,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m deepfn.compute
 	touch $@
 
+# the tests run a local Ray cluster: dev tools + the cluster extra
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,cluster]"
+	touch $@
+
+$(VENV)/.installed-cluster: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[cluster]"
 	touch $@
 
 $(VENV)/.installed-dashboard: $(VENV)/.installed
@@ -42,7 +49,9 @@ $(VENV)/.installed-dashboard: $(VENV)/.installed
 
 setup: $(VENV)/.installed ## create .venv and install the pinned dependencies
 
-setup-dev: $(VENV)/.installed-dev ## setup + the dev tools (pytest, ruff, mypy)
+setup-dev: $(VENV)/.installed-dev ## setup + the dev tools (pytest, ruff, mypy) and Ray
+
+setup-cluster: $(VENV)/.installed-cluster ## setup + Ray, for compute.engine: ray (docs/cluster.md)
 
 .dvc/config:
 	$(BIN)/dvc init -q 2>/dev/null || true
