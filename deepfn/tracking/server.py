@@ -11,7 +11,7 @@ then, on every machine that logs runs (the URI is printed at start)::
 What it runs, everything under ``--root`` (default ``.tracking/``):
 
 * PostgreSQL from Debian's packages (``/usr/lib/postgresql/<v>/bin``) in ``<root>/postgres``:
-  ``initdb`` once, listening on ``--host`` (127.0.0.1) only, Unix sockets off, password
+  ``initdb`` once, listening on 127.0.0.1 only, Unix sockets off, password
   (scram-sha-256) auth for TCP; the password is generated once into ``<root>/pgpass`` (mode
   0600, libpq's ``PGPASSFILE``), so no password appears on a command line or in a URI.  Run as
   root, the server runs as the ``postgres`` user (``initdb`` refuses root).
@@ -192,7 +192,7 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 5001, pg_port: int
           workers: int = 2, allowed_hosts: str | None = None) -> int:
     """Start PostgreSQL and the MLflow server, print the URI, serve until SIGINT/SIGTERM, stop
     both.  Returns the exit code (0 after a clean stop)."""
-    pg = Postgres(root, host, pg_port)
+    pg = Postgres(root, "127.0.0.1", pg_port)  # only the MLflow server on this machine needs it
     if pg.running:
         raise DeepFNError(f"{pg.data}: PostgreSQL already runs there; stop it first "
                           "(make tracking-server-stop)")
@@ -220,7 +220,7 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 5001, pg_port: int
         (pg.root / "mlflow.pid").write_text(f"{proc.pid}\n")
         url = f"http://{host}:{port}"
         _wait_healthy(url, proc)
-        print(f"MLflow tracking server on {url} (PostgreSQL {host}:{pg_port}, artifacts "
+        print(f"MLflow tracking server on {url} (PostgreSQL 127.0.0.1:{pg_port}, artifacts "
               f"{artifacts}); on every node that logs runs:\n"
               f"  export MLFLOW_TRACKING_URI={url}\nCtrl-C stops it.", flush=True)
         return proc.wait()
@@ -262,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path(".tracking"),
                     help="PostgreSQL data, artifacts, password file (default .tracking)")
     ap.add_argument("--host", default="127.0.0.1",
-                    help="address MLflow and PostgreSQL listen on (default 127.0.0.1)")
+                    help="address the MLflow server listens on (default 127.0.0.1; PostgreSQL "
+                         "always listens on 127.0.0.1)")
     ap.add_argument("--port", type=int, default=5001, help="MLflow server port (5001)")
     ap.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL port (5433)")
     ap.add_argument("--workers", type=int, default=2, help="MLflow server workers (2)")
