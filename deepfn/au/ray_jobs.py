@@ -13,7 +13,8 @@
   per model.
 * **GPU workers** (``compute.device: cuda``, or ``auto`` on a cluster with GPUs), or
   ``experiments.strategy: ensemble``: one :func:`~deepfn.au.ensemble.group_jobs` group per
-  task, trained as one vectorized ensemble on the task's GPU (``num_gpus=1``).
+  task, trained as one vectorized ensemble on the task's GPU (``num_gpus=1``); at most
+  :data:`MAX_MODELS` models a group, fewer when that leaves a GPU idle.
 * **Results** come back to the driver as tasks finish (``ray.wait``) and go to ``on_result``
   there: the driver alone logs MLflow runs (one writer for a sqlite store), so a killed driver
   loses only unfinished tasks and a rerun resumes from the run keys, as with the local engine.
@@ -142,10 +143,10 @@ class RayStrategy(Strategy):
 
     def tasks(self, jobs: Sequence[TrainJob]) -> list[list[TrainJob]]:
         """How ``jobs`` are split into tasks."""
-        if self.ensemble:
+        if self.ensemble:  # groups small enough that every GPU (or CPU) gets one
             from deepfn.au.ensemble import group_jobs
 
-            return group_jobs(jobs, MAX_MODELS)
+            return group_jobs(jobs, max(1, min(MAX_MODELS, -(-len(jobs) // self.workers))))
         return batches(jobs, self.workers * TASKS_PER_CPU)
 
     def run(self, jobs: Sequence[TrainJob], on_result: OnResult) -> None:
