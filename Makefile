@@ -10,9 +10,11 @@ STORE ?= mlruns
 # Stages call `python`/`dvc`: make them the venv's.
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
+# Ray (compute.engine: ray, the tests' local cluster) sends no usage statistics
+export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help setup setup-dev run smoke test test-fast lint typecheck params-doc ui dashboard \
-	bench clean gpu-check
+.PHONY: help setup setup-dev setup-cluster run smoke test test-fast lint typecheck params-doc ui \
+	dashboard bench clean gpu-check tracking-server tracking-server-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,8 +34,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m deepfn.compute
 	touch $@
 
+# the tests run a local Ray cluster: dev tools + the cluster extra
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,cluster]"
+	touch $@
+
+$(VENV)/.installed-cluster: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[cluster]"
 	touch $@
 
 $(VENV)/.installed-dashboard: $(VENV)/.installed
@@ -42,7 +49,9 @@ $(VENV)/.installed-dashboard: $(VENV)/.installed
 
 setup: $(VENV)/.installed ## create .venv and install the pinned dependencies
 
-setup-dev: $(VENV)/.installed-dev ## setup + the dev tools (pytest, ruff, mypy)
+setup-dev: $(VENV)/.installed-dev ## setup + the dev tools (pytest, ruff, mypy) and Ray
+
+setup-cluster: $(VENV)/.installed-cluster ## setup + Ray, for compute.engine: ray (docs/cluster.md)
 
 .dvc/config:
 	$(BIN)/dvc init -q 2>/dev/null || true
@@ -76,6 +85,18 @@ ui: setup ## MLflow UI on http://127.0.0.1:5000 (bound to loopback); prints each
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
 		--backend-store-uri sqlite:///$(STORE)/mlflow.db --host 127.0.0.1 --port 5000
 
+# `make tracking-server`: MLflow on PostgreSQL for many writers (deepfn/tracking/server.py).
+TRACKING_DIR ?= .tracking
+TRACKING_HOST ?= 127.0.0.1
+TRACKING_PORT ?= 5001
+TRACKING_PG_PORT ?= 5433
+tracking-server: setup ## MLflow server + PostgreSQL on 127.0.0.1:5001 (foreground, Ctrl-C stops); prints MLFLOW_TRACKING_URI
+	$(BIN)/python -m deepfn.tracking.server --root $(TRACKING_DIR) --host $(TRACKING_HOST) \
+		--port $(TRACKING_PORT) --pg-port $(TRACKING_PG_PORT)
+
+tracking-server-stop: setup ## stop a tracking server left running in .tracking (started with &, or killed)
+	$(BIN)/python -m deepfn.tracking.server --root $(TRACKING_DIR) --stop
+
 dashboard: $(VENV)/.installed-dashboard ## optuna-dashboard on .optuna/journal.log (http://127.0.0.1:8080)
 	@test -f .optuna/journal.log || { echo "error: .optuna/journal.log not found; run a study first (docs/tuning.md)"; exit 2; }
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 .optuna/journal.log
@@ -89,7 +110,7 @@ bench: setup ## benchmarks -> benchmarks/results/*.json
 # removes the nested git repository of .smoke/
 clean: ## remove generated data, models, reports and the MLflow store (keeps .venv)
 	git clean -ffdXq -- data models results reports/normalization reports/figures reports/plots \
-		reports/tuning mlruns .deepfn .optuna .smoke .smoke.tmp
+		reports/tuning mlruns .deepfn .optuna .smoke .smoke.tmp .tracking
 
 gpu-check: ## GPU check (<= 8 min) -> benchmarks/results/gpu_check.json; torch + numpy suffice; ARGS="--device cpu --tiny" on a CPU
 	python3 benchmarks/gpu_check.py $(ARGS)

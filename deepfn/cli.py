@@ -298,6 +298,11 @@ Storage = Annotated[str | None, typer.Option(
 TuneOut = Annotated[Path, typer.Option("--out", help="plots, best params, summary")]
 Report = Annotated[bool, typer.Option(help="write plots + best params at the end (extra "
                                       "workers of a study can skip it)")]
+Engine = Annotated[str | None, typer.Option(
+    help="local (this process is one worker) | ray (--workers Optuna workers as Ray tasks on "
+    "compute.address; docs/tuning.md); default: compute.engine")]
+Workers = Annotated[int, typer.Option(
+    min=0, help="with --engine ray: Optuna workers (0 = one per CPU, or GPU, of the cluster)")]
 
 
 @tune_app.callback(invoke_without_command=True)
@@ -346,12 +351,12 @@ def tune_classifier(
         "data/template/template.json"),
     out: TuneOut = Path("reports/tuning"),
     splits: Annotated[int, typer.Option(min=1, help="protocol repetitions per trial")] = 2,
-    report: Report = True,
+    report: Report = True, engine: Engine = None, workers: Workers = 0,
 ) -> None:
     """Tune experiments.{lr,beta1,batch_size,epochs,weight_decay} on validation subjects."""
     _tune("classifier", params, study_name=study, n_trials=n_trials, storage=storage,
           original=original, normalized=normalized, template=template, out_dir=out,
-          splits=splits, report=report)
+          splits=splits, report=report, engine=engine, workers=workers)
 
 
 @tune_app.command("normalizer")
@@ -366,8 +371,9 @@ def tune_normalizer(
     template: Annotated[Path, typer.Option(help="template.json")] = Path(
         "data/template/template.json"),
     out: TuneOut = Path("reports/tuning"),
-    report: Report = True,
+    report: Report = True, engine: Engine = None, workers: Workers = 0,
 ) -> None:
     """Tune normalize.{lr,warp_strength,iterations,width} + warm start by a downstream proxy."""
     _tune("normalizer", params, study_name=study, n_trials=n_trials, storage=storage,
-          original=original, ae=ae, template=template, out_dir=out, report=report)
+          original=original, ae=ae, template=template, out_dir=out, report=report,
+          engine=engine, workers=workers)

@@ -1,13 +1,18 @@
-"""Shared fixtures: tiny corpora written in the real format, a real MLflow sqlite store."""
+"""Shared fixtures: tiny corpora written in the real format, a real MLflow sqlite store, a local
+Ray cluster."""
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from deepfn.compute.engine import RayCluster
 from deepfn.data.corpus import AUS, SubjectData, write_manifest, write_subject, write_subjects
 
 
@@ -60,3 +65,28 @@ def blank_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("blank") / "mlflow.db"
     Store(f"sqlite:///{db}").client.search_experiments()
     return db
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """One local Ray cluster for the test session (2 CPUs, no dashboard, on 127.0.0.1, token
+    authentication on with a token of its own): started by the first test that asks for it."""
+    # before ray is imported: its config reads the mode once (the token stays out of ~/.ray)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    from deepfn.compute.engine import require_ray
+    from deepfn.errors import DeepFNError
+
+    try:
+        ray = require_ray(None)  # sets the loopback-only switch before importing ray
+    except DeepFNError as exc:
+        pytest.skip(str(exc))
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level="WARNING")
+    try:
+        res = ray.cluster_resources()
+        yield RayCluster(address=ray.get_runtime_context().gcs_address,
+                         cpus=float(res.get("CPU", 0)), gpus=float(res.get("GPU", 0)),
+                         local=True)
+    finally:
+        ray.shutdown()

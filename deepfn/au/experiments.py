@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import (
     BarColumn,
@@ -71,6 +71,9 @@ from deepfn.errors import DeepFNError
 from deepfn.tracking import names
 from deepfn.tracking.provenance import fingerprint_tags, key_parts
 from deepfn.utils.io import write_json
+
+if TYPE_CHECKING:
+    from deepfn.compute.engine import RayCluster
 
 __all__ = ["run_experiments", "read_template", "train_budget", "plan", "resume", "build_jobs",
            "train_and_log", "write_manifest", "Plan", "Resumed", "Jobs"]
@@ -245,17 +248,19 @@ def resume(p: Plan, settings: Settings, uri: str | None = None) -> Resumed:
     return Resumed(store, finished, parents, tags, params)
 
 
-def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str) -> Jobs:
+def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str,
+               cluster: RayCluster | None = None) -> Jobs:
     """One job per model with an unfinished evaluation, largest first (a shorter tail in a
     pool; results do not depend on order), and the strategy that runs them on ``device``
-    (resolved ``compute.device``)."""
+    (resolved ``compute.device``) -- as Ray tasks on ``cluster`` when one is given."""
     todo = [m for m in p.models if any(k not in resumed.finished for k in m.run_keys)]
     frames = {(n, s): count_train_frames(d, s) for n, d in p.corpus.items() for s in p.used}
     budget = {m.model_key: train_budget(exp, len(m.plan.train)) for m in todo}
     images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
                                                         for s in m.plan.train)
               // budget[m.model_key][1] for m in todo}
-    strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()), device)
+    strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()), device,
+                             cluster)
     cfg = ClassifierTrainConfig.from_settings(
         exp, compile=should_compile(sum(images.values()) / strategy.workers)
         and strategy.name != "ensemble", device=device)
@@ -362,14 +367,31 @@ def run_experiments(settings: Settings, original_dir: str | Path, normalized_dir
     """Run (or resume) every experiment, write the manifest ``out`` and return it.
 
     With the ``process`` strategy workers are spawned: call this from a script guarded by
-    ``if __name__ == "__main__":`` (as ``pipelines/experiments.py`` is).  ``uri``: the tracking
-    store, before ``MLFLOW_TRACKING_URI`` and ``tracking.uri`` (:class:`deepfn.tracking.Store`).
+    ``if __name__ == "__main__":`` (as ``pipelines/experiments.py`` is).  With ``compute.engine:
+    ray`` the jobs run as Ray tasks (:mod:`deepfn.au.ray_jobs`); this process still logs every
+    run.  ``uri``: the tracking store, before ``MLFLOW_TRACKING_URI`` and ``tracking.uri``
+    (:class:`deepfn.tracking.Store`).
     """
+    with _engine(settings) as (device, cluster):
+        p = plan(settings, Path(original_dir), Path(normalized_dir), Path(template_json), device)
+        resumed = resume(p, settings, uri)
+        work = build_jobs(p, resumed, settings.experiments, device, cluster)
+        counts = train_and_log(resumed, work, progress=progress)
+    return write_manifest(out, p, resumed, counts)
+
+
+@contextmanager
+def _engine(settings: Settings) -> Iterator[tuple[str, RayCluster | None]]:
+    """The device the jobs compute on, resolved once, and the Ray cluster with ``compute.engine:
+    ray`` (connected for the block; its tasks' device, :func:`deepfn.au.ray_jobs.cluster_device`)
+    or None (this machine's device)."""
+    if settings.compute.engine == "ray":
+        from deepfn.au.ray_jobs import cluster_device
+        from deepfn.compute.engine import ray_session
+
+        with ray_session(settings.compute.address) as cluster:
+            yield cluster_device(settings.compute.device, cluster), cluster
+        return
     compute = resolve_compute(settings.compute.device, settings.experiments.precision)
     compute.configure()
-    device = str(compute.device)
-    p = plan(settings, Path(original_dir), Path(normalized_dir), Path(template_json), device)
-    resumed = resume(p, settings, uri)
-    work = build_jobs(p, resumed, settings.experiments, device)
-    counts = train_and_log(resumed, work, progress=progress)
-    return write_manifest(out, p, resumed, counts)
+    yield str(compute.device), None

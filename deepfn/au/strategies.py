@@ -10,7 +10,10 @@
   ``vmap``), on the stage's device: one LeNet-5 at batch 64 is launch-bound on a GPU;
 * ``auto`` -- ``ensemble`` on CUDA; on a CPU ``process`` when there is more than one core and
   job and the run trains at least :data:`POOL_MIN_IMAGES` images (below that, spawning the
-  workers -- ~3 s of importing torch -- costs more than they save), else ``sequential``.
+  workers -- ~3 s of importing torch -- costs more than they save), else ``sequential``;
+* ``ray`` -- with ``compute.engine: ray`` (a cluster given to :func:`make_strategy`), whatever
+  ``experiments.strategy`` says: batches of jobs as Ray tasks on CPU workers, one ensemble per
+  task on GPU workers (or everywhere with ``strategy: ensemble``); :mod:`deepfn.au.ray_jobs`.
 
 A strategy can be started once and reused (``with strategy: strategy.run(...)`` several times):
 ``start(warm=...)`` spawns the pool and compiles the listed graphs in every worker
@@ -41,9 +44,13 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TYPE_CHECKING
 
 from deepfn.au.trainer import JobResult, SubjectCache, TrainJob, train_job, warm_up
 from deepfn.errors import DeepFNError
+
+if TYPE_CHECKING:
+    from deepfn.compute.engine import RayCluster
 
 __all__ = ["Strategy", "SequentialStrategy", "ProcessStrategy", "EnsembleStrategy", "STRATEGIES",
            "make_strategy",
@@ -218,10 +225,14 @@ STRATEGIES: dict[str, type[Strategy]] = {"sequential": SequentialStrategy,
 
 
 def make_strategy(name: str, workers: int, n_jobs: int, images: float = math.inf,
-                  device: str = "cpu") -> Strategy:
+                  device: str = "cpu", cluster: RayCluster | None = None) -> Strategy:
     """Resolve ``experiments.strategy`` / ``experiments.workers`` (0 = one per core) for a run of
     ``n_jobs`` models and ``images`` training images in all on ``device`` (resolved, e.g.
-    ``cuda:0``)."""
+    ``cuda:0``); with a Ray ``cluster`` (``compute.engine: ray``) the ``ray`` strategy on it."""
+    if cluster is not None:
+        from deepfn.au.ray_jobs import RayStrategy
+
+        return RayStrategy(cluster, device, ensemble=name == "ensemble")
     cores = available_cores()
     n_workers = workers or cores
     if name == "auto" and device.startswith("cuda"):

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "SynthesizeSettings", "PreprocessSettings", "TemplateSettings", "PretrainSettings",
     "NormalizeSettings", "TransferSettings", "ExperimentsSettings", "StatsSettings",
-    "TuneSettings", "TrackingSettings", "Settings", "SUBJECT_ID", "NORMALIZATIONS",
+    "TuneSettings", "TrackingSettings", "ComputeSettings", "Settings", "SUBJECT_ID",
+    "NORMALIZATIONS",
 ]
 
 SUBJECT_ID = re.compile(r"^(F|M)\d{3}$|^SN\d{3}$")
@@ -331,22 +332,41 @@ class TrackingSettings(_Section):
 
 
 class ComputeSettings(_Section):
-    """Where the stages compute (resolved once per stage by ``deepfn.compute.device``).
-
-    The cluster settings (``engine: local | ray``, ``address``) belong here too, next to
-    ``device``.
+    """Where the stages compute: the device (resolved once per stage by
+    ``deepfn.compute.device``) and the engine that runs the per-subject normalizers
+    (``deepfn.compute.engine``; docs/cluster.md).  None of these enters a run key: the resolved
+    device type does (``cpu`` | ``cuda``), and the engine does not change a number.
     """
 
     device: str = Field(
         "auto",
         description="auto | cpu | cuda | cuda:N; auto = CUDA when torch sees a GPU, else the CPU",
     )
+    engine: Literal["local", "ray"] = Field(
+        "local", description="`local`: `dvc repro` runs each normalize@subject stage in turn "
+                             "(`make run`) | `ray`: `deepfn fanout normalize` runs the stale ones "
+                             "as Ray tasks, then `dvc repro` goes on (docs/cluster.md).")
+    address: str | None = Field(
+        None, description="The Ray cluster for `engine: ray`: null = start a local one on "
+                          "127.0.0.1 | `auto` = join the cluster `ray start` runs on this machine "
+                          "| `host:port` (a head node's GCS) | `ray://host:port` (Ray client).")
 
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
             raise ValueError("must be auto, cpu, cuda or cuda:N (auto = CUDA when available)")
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None or v == "auto":
+            return v
+        if not re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-]+:\d{1,5}", v) or \
+                not 0 < int(v.rsplit(":", 1)[1]) < 65536:
+            raise ValueError(f"{v!r} is not a Ray address; use null (a local cluster), auto, "
+                             "host:port or ray://host:port")
         return v
 
 

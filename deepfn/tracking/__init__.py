@@ -8,7 +8,8 @@
 Modules: :mod:`~deepfn.tracking.store` (:class:`Store`, URI precedence, experiments, search),
 :mod:`~deepfn.tracking.writer` (:class:`RunWriter`, the one batched writer),
 :mod:`~deepfn.tracking.names` (experiment, tag and metric names), :mod:`~deepfn.tracking.ui`
-(links to the MLflow UI's runs view).  Importing this package does not import mlflow.
+(links to the MLflow UI's runs view), :mod:`~deepfn.tracking.server` (``make tracking-server``:
+MLflow on PostgreSQL).  Importing this package does not import mlflow.
 
 Every deepfn run carries :func:`common_tags` (``stage``, ``profile``, ``data_version``,
 ``git_commit``) plus the tags of its kind; re-runnable work carries a deterministic ``run_key``

@@ -9,8 +9,8 @@ Modules: :mod:`~deepfn.tuning.space` (search spaces -> ``params.yaml`` keys),
 :mod:`~deepfn.tuning.study` (storages, resumable multi-worker loop),
 :mod:`~deepfn.tuning.objectives` (validation-only objectives),
 :mod:`~deepfn.tuning.report` (MLflow runs, plots, best-params export),
-:mod:`~deepfn.tuning.stage` (:func:`tune` as named steps, and the ``tune`` stage
-:func:`run_tune`).
+:mod:`~deepfn.tuning.stage` (:func:`tune` as named steps -- its workers in this process or
+as Ray tasks -- and the ``tune`` stage :func:`run_tune`).
 """
 
 from __future__ import annotations

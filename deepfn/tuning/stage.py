@@ -4,7 +4,8 @@
       open the study            create or resume it; it must tune this target
       pick the objective        the real one (objectives.py) or a given one (tests)
       open the study run        MLflow: one study run, a nested run per trial (report.py)
-      work on the study         until it has n_trials finished trials (study.py)
+      work on the study         until it has n_trials finished trials (study.py): in this
+                                process, or with engine ray as N workers, one Ray task each
       write the results         plots, best params, summary; close the study run
       say how it went           counts, throughput, the best trial and how to apply it
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ class _Plan:
     n_trials: int
     storage: str | None
     label: str  # printable, password-free storage name
+
+    @property
+    def rdb(self) -> bool:
+        return not self.label.startswith("journal:")
 
 
 def _plan(settings: Settings, target: str, study_name: str | None, n_trials: int | None,
@@ -124,6 +129,82 @@ def _work(study: optuna.Study, plan: _Plan, objective: Objective, tracker: Any) 
                      on_reclaim=tracker.mark_killed)
 
 
+def _ray_worker(settings: Settings, plan: _Plan, data: TuneData, splits: int,
+                objective: Objective | None, tags: dict[str, str], uri: str, run_id: str
+                ) -> RunStats:
+    """One Optuna worker as a Ray task: the study from its storage, its own objective (``data``
+    read where the task runs), its trials as runs nested under the driver's study run."""
+    from deepfn.tuning.report import StudyTracker
+
+    study = _open_study(settings, plan)
+    obj, close = _pick_objective(settings, plan, data, splits, objective)
+    tracker = StudyTracker(study_name=plan.name, storage=plan.label, target=plan.target,
+                           tags=tags, uri=uri)
+    tracker.run_id = run_id
+    try:
+        return _work(study, plan, obj, tracker)
+    finally:
+        close()
+
+
+def _absolute_sqlite(uri: str) -> str:
+    """``sqlite:///rel/path`` -> ``sqlite:////abs/path`` (a Ray worker's cwd is not ours)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
+def _work_on_ray(settings: Settings, plan: _Plan, data: TuneData, splits: int,
+                 objective: Objective | None, tracker: Any, workers: int) -> RunStats:
+    """``workers`` Optuna workers (0: one per CPU, or per GPU, of the cluster) as Ray tasks on
+    one study, until it has ``plan.n_trials`` finished trials; their stats summed.
+
+    The study's storage must reach every worker: a journal file on a one-machine cluster, an
+    RDB (PostgreSQL) when the cluster spans machines; likewise a sqlite MLflow store.  A task
+    whose worker process dies is run again (``max_retries``); the new worker re-queues the
+    trial the dead one left RUNNING (:func:`deepfn.tuning.study.reclaim_stale_trials`).
+    """
+    from deepfn.compute.engine import ray_session, require_ray, task_options
+
+    with ray_session(settings.compute.address) as cluster:
+        ray = require_ray(settings.compute.address)
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        uri = _absolute_sqlite(tracker.store.uri)
+        if nodes > 1 and not plan.rdb:
+            raise DeepFNError(f"--storage {plan.label}: a journal file serves workers on one "
+                              f"machine, the Ray cluster has {nodes}; use postgresql://... "
+                              "(docs/tuning.md)")
+        if nodes > 1 and uri.startswith("sqlite:"):
+            raise DeepFNError(f"tracking: the sqlite store {uri} is on this machine and the Ray "
+                              f"cluster has {nodes}; run make tracking-server and export "
+                              "MLFLOW_TRACKING_URI (docs/cluster.md)")
+        options = task_options(settings.compute.device, cluster)
+        slots = cluster.gpus if options.get("num_gpus") else cluster.cpus
+        n = workers or max(1, int(slots))
+        # paths as absolute ones: a worker's cwd is not the driver's
+        plan = plan if plan.rdb else replace(plan, storage=plan.label)
+        data = replace(data, **{f.name: Path(v).resolve() for f in fields(data)
+                                if (v := getattr(data, f.name)) is not None})
+        task = ray.remote(_ray_worker).options(**options)
+        refs = [task.remote(settings, plan, data, splits, objective, dict(tracker.tags), uri,
+                            tracker.run_id) for _ in range(n)]
+        t0 = time.perf_counter()
+        try:
+            parts: list[RunStats] = ray.get(refs)
+        except BaseException:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise
+    total = RunStats(seconds=time.perf_counter() - t0)
+    for st in parts:
+        total.complete += st.complete
+        total.pruned += st.pruned
+        total.failed += st.failed
+        total.reclaimed += st.reclaimed
+        total.total_finished = max(total.total_finished, st.total_finished)
+    return total
+
+
 def _write_results(study: optuna.Study, plan: _Plan, out: Path, report: bool, status: str,
                    stats: RunStats | None, tracker: Any, seconds: float) -> dict[str, Any]:
     """Plots + best params (``report``), ``<study>_summary.json``; closes the study run."""
@@ -171,14 +252,20 @@ def tune(settings: Settings, *, target: str, data: TuneData, study_name: str | N
          n_trials: int | None = None, storage: str | None = None,
          out_dir: str | Path = "reports/tuning", splits: int = 2,
          objective: Objective | None = None, report: bool = True,
-         echo: Echo = print) -> dict[str, Any]:
+         echo: Echo = print, engine: str | None = None, workers: int = 0) -> dict[str, Any]:
     """Create or resume a study and work on it until it has ``n_trials`` finished trials.
 
-    ``objective`` replaces the real one (tests); it must suggest the target's parameter names.
+    ``engine`` (default ``compute.engine``): ``local`` works in this process; ``ray`` runs
+    ``workers`` Optuna workers as Ray tasks (0: one per CPU, or GPU, of the cluster), this
+    process waiting and then reporting (their numbers summed under ``this_worker``).
+    ``objective`` replaces the real one (tests); it must suggest the target's parameter names
+    (and be picklable for the ray engine).
     ``report=False`` skips the plots and the best-params export (extra workers of a study).
     Returns the summary also written to ``<out_dir>/<study>_summary.json``; the results are
     written (and the study run closed) even when the work stops early.
     """
+    if engine not in (None, "local", "ray"):
+        raise DeepFNError(f"--engine {engine!r}: allowed: local, ray")
     plan = _plan(settings, target, study_name, n_trials, storage)
     study = _open_study(settings, plan)
     echo(f"study {plan.name} ({target}) on {plan.label}: {plan.n_trials} finished trials wanted")
@@ -186,7 +273,10 @@ def tune(settings: Settings, *, target: str, data: TuneData, study_name: str | N
     tracker = _open_study_run(settings, plan, data, obj)
     status, stats, t0 = "FAILED", None, time.perf_counter()
     try:
-        stats = _work(study, plan, obj, tracker)
+        if (engine or settings.compute.engine) == "ray":
+            stats = _work_on_ray(settings, plan, data, splits, objective, tracker, workers)
+        else:
+            stats = _work(study, plan, obj, tracker)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
