@@ -104,15 +104,21 @@ def fit_with_curve(cdir, train, val, tests, cfg, seed, block):
     a constant learning rate a shorter run is the same trajectory cut short)."""
     x, y, _ = part_tensors(cdir, train, TRAIN, AUS)
     xv, yv, _ = part_tensors(cdir, val, VAL, AUS)
-    per_epoch = []
+    per_epoch, val_loss = [], []
 
     def score(epoch, model, thr):
         per_epoch.append(per_participant_f1(cdir, tests, model, True, thr, block)[0])
+        pv = np.clip(predict(model, xv, Compute(torch.device("cpu"), "bf16")), 1e-6, 1 - 1e-6)
+        coded = yv >= 0
+        bce = -np.where(yv == 1, np.log(pv), np.log(1 - pv))
+        val_loss.append(float(bce[coded].mean()))
 
     fr = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg,
                         seed=seed, on_epoch=score)
     vf = np.nan_to_num(np.array(fr.val_f1), nan=-1.0)
     curve = [per_epoch[int(np.argmax(vf[:e]))] for e in range(1, len(vf) + 1)]
+    fit_with_curve.last = {"test_f1_by_epoch": per_epoch, "val_loss": val_loss,
+                           "val_f1": fr.val_f1}
     return fr, curve, len(x)
 
 
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tune", action="store_true",
                     help="experiments.thresholds: validation (per-AU thresholds on validation)")
     ap.add_argument("--flip", action="store_true", help="mirror half the train frames")
+    ap.add_argument("--wd", type=float, default=0.0, help="Adam weight decay")
     ap.add_argument("--roster", default="12", choices=sorted(ROSTERS))
     ap.add_argument("--n-train", type=int, default=4)
     ap.add_argument("--n-val", type=int, default=2)
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     exp = ExperimentsSettings(n_train=args.n_train, n_val=args.n_val, min_test=1, seed=args.seed)
     cfg = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr,
                                 class_balance=args.balanced, tune_thresholds=args.tune,
-                                flip=args.flip)
+                                flip=args.flip, weight_decay=args.wd)
     cfg_dep = replace(cfg, epochs=args.epochs * exp.n_train)
     res = {"args": vars(args), "independent": [], "dependent": []}
     ind_au, dep_au = [], []
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         ind_au.append(pau)
         res["independent"].append({"rep": r, "f1_pos": f1p, "f1_all": f1a, "seconds": dt,
                                    "train_frames": n_x, "best_epoch": fr.best_epoch,
-                                   "curve": curve})
+                                   "curve": curve, **fit_with_curve.last})
         print(f"rep {r} independent: test F1 {f1p:.3f} ({f1a:.3f}) best epoch "
               f"{fr.best_epoch}/{cfg.epochs}, {n_x} frames, {dt:.1f} s; by epochs "
               + " ".join(f"{v:.2f}" for v in curve), flush=True)

@@ -55,8 +55,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": {"iterations": 10_000},
         "normalize": {"width": 16, "latent": 256, "iterations": 150, "batch_size": 32,
                       "checkpoint_every": 50, "log_every": 25, **_CPU_RECIPE},
-        "experiments": {"repetitions": 3, "epochs": 8, "batch_size": 32, "n_train": 4,
-                        "n_val": 2, "lr": 3.0e-3, "dependent_subjects": 5, **_CPU_CLASSIFIER},
+        "experiments": {"repetitions": 4, "epochs": 8, "batch_size": 32, "n_train": 4,
+                        "n_val": 2, "lr": 3.0e-3, "dependent_subjects": 3, **_CPU_CLASSIFIER},
         "tune": {"n_trials": 20},
     },
     # The paper's scale (Tables 1-3, §4.3): for a GPU.
