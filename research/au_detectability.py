@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +30,26 @@ from deepfn.data.corpus import AUS
 from deepfn.data.preprocess import preprocess_corpus
 from deepfn.data.synth import synthesize_corpus
 
-ROSTER = [f"F{i:03d}" for i in range(1, 7)] + [f"M{i:03d}" for i in range(1, 7)]
+ROSTERS = {
+    # the reduced roster of the first measurements
+    "12": [f"F{i:03d}" for i in range(1, 7)] + [f"M{i:03d}" for i in range(1, 7)],
+    # the default roster's BP4D-like subjects without the template (M006): the `person` pool
+    "19": [f"F{i:03d}" for i in range(1, 11)] + [f"M{i:03d}" for i in range(1, 11) if i != 6],
+}
 
 
-def corpus(work: Path, frames: int, seed: int, tag: str) -> str:
+def corpus(work: Path, frames: int, seed: int, tag: str, roster: list[str]) -> str:
     raw, pre = work / f"raw_{tag}_f{frames}_s{seed}", work / f"pre_{tag}_f{frames}_s{seed}"
+    if len(roster) != 12:
+        n = f"_n{len(roster)}"
+        raw, pre = raw.with_name(raw.name + n), pre.with_name(pre.name + n)
     if not (pre / "clf" / "manifest.json").exists():
         t0 = time.perf_counter()
-        synthesize_corpus(raw, ROSTER, seed=seed, frames_per_sequence=frames, progress=False)
+        synthesize_corpus(raw, roster, seed=seed, frames_per_sequence=frames, progress=False)
         t1 = time.perf_counter()
         preprocess_corpus(raw, pre, PreprocessSettings(ae_size=32, clf_size=64), progress=False)
         print(f"corpus {tag} f{frames}: synth {t1 - t0:.1f} s, preprocess "
-              f"{time.perf_counter() - t1:.1f} s ({len(ROSTER)} subjects)", flush=True)
+              f"{time.perf_counter() - t1:.1f} s ({len(roster)} subjects)", flush=True)
     return str(pre / "clf")
 
 
@@ -72,7 +81,7 @@ def test_blocks(cdir: str, subjects) -> np.ndarray:
     return np.concatenate(out)
 
 
-def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr: float, block=None):
+def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr, block=None):
     x, y, p = part_tensors(cdir, subjects, TEST, AUS)
     probs = predict(model, x, Compute(torch.device("cpu"), "bf16" if bf16 else "fp32"))
     if block is not None:  # only the test frames of one block (7: next to val; 8: the last)
@@ -86,6 +95,31 @@ def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr: float, block
         all_f1.append(m.f1.mean())
         per_au[k, has] = m.f1[has]
     return float(np.mean(pos_f1)), float(np.mean(all_f1)), per_au
+
+
+def fit_with_curve(cdir, train, val, tests, cfg, seed, block):
+    """:func:`fit_classifier` on ``train``/``val`` with every epoch's model scored on ``tests``:
+    ``(FitResult, curve)``, ``curve[e - 1]`` = the test F1 (over AUs with test positives) that
+    a run of ``e`` epochs would report (its best validation epoch among the first ``e``; with
+    a constant learning rate a shorter run is the same trajectory cut short)."""
+    x, y, _ = part_tensors(cdir, train, TRAIN, AUS)
+    xv, yv, _ = part_tensors(cdir, val, VAL, AUS)
+    per_epoch, val_loss = [], []
+
+    def score(epoch, model, thr):
+        per_epoch.append(per_participant_f1(cdir, tests, model, True, thr, block)[0])
+        pv = np.clip(predict(model, xv, Compute(torch.device("cpu"), "bf16")), 1e-6, 1 - 1e-6)
+        coded = yv >= 0
+        bce = -np.where(yv == 1, np.log(pv), np.log(1 - pv))
+        val_loss.append(float(bce[coded].mean()))
+
+    fr = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg,
+                        seed=seed, on_epoch=score)
+    vf = np.nan_to_num(np.array(fr.val_f1), nan=-1.0)
+    curve = [per_epoch[int(np.argmax(vf[:e]))] for e in range(1, len(vf) + 1)]
+    fit_with_curve.last = {"test_f1_by_epoch": per_epoch, "val_loss": val_loss,
+                           "val_f1": fr.val_f1}
+    return fr, curve, len(x)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,73 +137,59 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tag", default="cur", help="label of the generator version (cache key)")
     ap.add_argument("--work", default="/tmp/au15")
     ap.add_argument("--balanced", action="store_true",
-                    help="probe: BCE with pos_weight = negatives / positives of the train frames "
-                         "(patched into the trainer for this process only)")
+                    help="experiments.class_balance: BCE with pos_weight = negatives / positives "
+                         "of the train frames (1..10)")
+    ap.add_argument("--tune", action="store_true",
+                    help="experiments.thresholds: validation (per-AU thresholds on validation)")
+    ap.add_argument("--flip", action="store_true", help="mirror half the train frames")
+    ap.add_argument("--wd", type=float, default=0.0, help="Adam weight decay")
+    ap.add_argument("--roster", default="12", choices=sorted(ROSTERS))
+    ap.add_argument("--n-train", type=int, default=4)
+    ap.add_argument("--n-val", type=int, default=2)
+    ap.add_argument("--dep-subjects", type=int, default=3,
+                    help="person-dependent models on this many test subjects per repetition")
     ap.add_argument("--min-level", type=int, default=1,
                     help="recode occurrence as intensity level >= this (BP4D-like: 1)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    if args.balanced:
-        from torch.nn import functional as F
-
-        import deepfn.au.trainer as trainer_mod
-
-        weight: dict[str, torch.Tensor] = {}
-
-        def weighted(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            mask = labels >= 0
-            loss = F.binary_cross_entropy_with_logits(
-                logits.float(), labels.clamp(min=0).float(), reduction="none",
-                pos_weight=weight["w"])
-            return (loss * mask).sum() / mask.sum().clamp(min=1)
-
-        trainer_mod.masked_bce_with_logits = weighted
-    cdir = corpus(Path(args.work), args.frames, args.seed, args.tag)
+    roster = ROSTERS[args.roster]
+    cdir = corpus(Path(args.work), args.frames, args.seed, args.tag, roster)
     if args.min_level != 1:
         cdir = relabel(cdir, args.min_level)
-    exp = ExperimentsSettings(n_train=4, n_val=2, min_test=1, seed=args.seed)
-    cfg = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr)
-    cfg_dep = ClassifierTrainConfig(epochs=args.epochs * exp.n_train, batch_size=args.batch,
-                                    lr=args.lr)
+    exp = ExperimentsSettings(n_train=args.n_train, n_val=args.n_val, min_test=1, seed=args.seed)
+    cfg = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr,
+                                class_balance=args.balanced, tune_thresholds=args.tune,
+                                flip=args.flip, weight_decay=args.wd)
+    cfg_dep = replace(cfg, epochs=args.epochs * exp.n_train)
     res = {"args": vars(args), "independent": [], "dependent": []}
     ind_au, dep_au = [], []
     for r in range(args.reps):
-        split = draw_split({"others": ROSTER}, "person", r, exp).groups["others"]
-        x, y, _ = part_tensors(cdir, split.train, TRAIN, AUS)
-        xv, yv, _ = part_tensors(cdir, split.val, VAL, AUS)
-        if args.balanced:
-            pos = (y == 1).sum(0).clip(1)
-            weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10), dtype=torch.float32)
+        split = draw_split({"others": roster}, "person", r, exp).groups["others"]
         t0 = time.perf_counter()
-        fr = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg,
-                            seed=r)
+        fr, curve, n_x = fit_with_curve(cdir, split.train, split.val, split.test, cfg, r,
+                                        args.block)
         dt = time.perf_counter() - t0
-        f1p, f1a, pau = per_participant_f1(cdir, split.test, fr.model, True, cfg.threshold,
+        f1p, f1a, pau = per_participant_f1(cdir, split.test, fr.model, True, fr.thresholds,
                                             args.block)
         ind_au.append(pau)
         res["independent"].append({"rep": r, "f1_pos": f1p, "f1_all": f1a, "seconds": dt,
-                                   "train_frames": len(x), "best_epoch": fr.best_epoch,
-                                   "img_s": len(x) * cfg.epochs / dt})
+                                   "train_frames": n_x, "best_epoch": fr.best_epoch,
+                                   "curve": curve, **fit_with_curve.last})
         print(f"rep {r} independent: test F1 {f1p:.3f} ({f1a:.3f}) best epoch "
-              f"{fr.best_epoch}/{cfg.epochs}, {len(x)} frames, {dt:.1f} s", flush=True)
+              f"{fr.best_epoch}/{cfg.epochs}, {n_x} frames, {dt:.1f} s; by epochs "
+              + " ".join(f"{v:.2f}" for v in curve), flush=True)
         if args.dependent:
-            for s in split.test[:3]:
-                x, y, _ = part_tensors(cdir, (s,), TRAIN, AUS)
-                xv, yv, _ = part_tensors(cdir, (s,), VAL, AUS)
-                if args.balanced:
-                    pos = (y == 1).sum(0).clip(1)
-                    weight["w"] = torch.tensor(((y == 0).sum(0) / pos).clip(1, 10),
-                                               dtype=torch.float32)
+            for s in split.test[:args.dep_subjects]:
                 t0 = time.perf_counter()
-                fr = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv,
-                                    len(AUS), cfg_dep, seed=r)
+                fr, curve, _ = fit_with_curve(cdir, (s,), (s,), (s,), cfg_dep, r, args.block)
                 dt = time.perf_counter() - t0
-                f1p, f1a, pau = per_participant_f1(cdir, (s,), fr.model, True, cfg.threshold,
+                f1p, f1a, pau = per_participant_f1(cdir, (s,), fr.model, True, fr.thresholds,
                                                     args.block)
                 dep_au.append(pau)
                 res["dependent"].append({"rep": r, "subject": s, "f1_pos": f1p, "f1_all": f1a,
-                                         "seconds": dt, "best_epoch": fr.best_epoch})
+                                         "seconds": dt, "best_epoch": fr.best_epoch,
+                                         "curve": curve[exp.n_train - 1::exp.n_train]})
                 print(f"rep {r} dependent {s}: test F1 {f1p:.3f} ({f1a:.3f}) best epoch "
                       f"{fr.best_epoch}/{cfg_dep.epochs}, {dt:.1f} s", flush=True)
     for name, rows, au in (("independent", res["independent"], ind_au),
@@ -181,6 +201,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: mean test F1 {np.mean([r['f1_pos'] for r in rows]):.3f} "
                   f"(all-AU {np.mean([r['f1_all'] for r in rows]):.3f}); per AU "
                   + " ".join(f"{a}:{v:.2f}" for a, v in zip(AUS, per_au, strict=False)))
+            curve = np.mean([r["curve"] for r in rows], 0)
+            res[f"{name}_curve"] = [round(float(v), 4) for v in curve]
+            print(f"{name}: mean test F1 of a run of 1..{len(curve)} epochs "
+                  + " ".join(f"{v:.3f}" for v in curve))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=1))

@@ -42,7 +42,7 @@ from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
 from deepfn.au.lenet import LeNet5, masked_bce_with_logits
-from deepfn.au.metrics import validation_f1
+from deepfn.au.metrics import tune_thresholds, validation_f1
 from deepfn.compute.device import Compute, resolve_compute
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ class ModelSpec:
     beta2: float = 0.999
     weight_decay: float = 0.0
     threshold: float = 0.5
+    pos_weight: Tensor | None = None  # (A,) class-balanced BCE (trainer.pos_weight); None = 1
+    tune_thresholds: bool = False  # per-AU thresholds tuned on the validation part
+    flip: bool = False  # mirror a random half of the train frames each epoch (as the trainer)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class EnsembleFit:
     train_loss: list[list[float]]  # per model, per epoch
     val_f1: list[list[float]]
     best_epoch: list[int]  # 1-based
+    thresholds: list[np.ndarray]  # per model (A,): its best epoch's
     params: Params  # stacked (K, ...) weights of each model's best epoch
     base: LeNet5  # the module skeleton (on the meta device) the weights plug into
 
@@ -176,13 +180,15 @@ class _StackedAdam:
 
 
 def _epoch_index(specs: Sequence[ModelSpec], gens: Sequence[torch.Generator],
-                 epoch: int) -> Tensor:
-    """(steps, K, B) local train-row indices of one epoch, -1 = padding (B = the largest batch).
+                 epoch: int) -> tuple[Tensor, Tensor]:
+    """(steps, K, B) local train-row indices of one epoch, -1 = padding (B = the largest batch),
+    and the (steps, K, B) mirror flags of those frames.
 
     Model k draws ``randperm(N_k)`` from its own generator (if it trains this epoch) and takes
-    batches ``perm[i:i + bs_k]`` -- the trainer's batches, the last one partial."""
+    batches ``perm[i:i + bs_k]`` -- the trainer's batches, the last one partial; with ``flip``
+    it then draws the trainer's ``rand(N_k) < 0.5`` mirror flags, by position in the epoch."""
     big_b = max(s.batch_size for s in specs)
-    blocks: list[Tensor | None] = []
+    blocks: list[tuple[Tensor, Tensor] | None] = []
     steps = 0
     for s, g in zip(specs, gens, strict=True):
         if epoch > s.epochs:
@@ -193,13 +199,19 @@ def _epoch_index(specs: Sequence[ModelSpec], gens: Sequence[torch.Generator],
         perm = torch.randperm(n, generator=g)
         block = torch.full((k_steps * bs,), -1, dtype=torch.int64)
         block[:n] = perm
-        blocks.append(block.view(k_steps, bs))
+        mirror = torch.zeros(k_steps * bs, dtype=torch.bool)
+        if s.flip:
+            mirror[:n] = torch.rand(n, generator=g) < 0.5
+        blocks.append((block.view(k_steps, bs), mirror.view(k_steps, bs)))
         steps = max(steps, k_steps)
     idx = torch.full((steps, len(specs), big_b), -1, dtype=torch.int64)
+    flips = torch.zeros((steps, len(specs), big_b), dtype=torch.bool)
     for k, maybe in enumerate(blocks):
         if maybe is not None:
-            idx[:maybe.shape[0], k, :maybe.shape[1]] = maybe
-    return idx
+            block, mirror = maybe
+            idx[:block.shape[0], k, :block.shape[1]] = block
+            flips[:block.shape[0], k, :block.shape[1]] = mirror
+    return idx, flips
 
 
 def _pad_stack(tensors: Sequence[Tensor], fill: float) -> Tensor:
@@ -246,27 +258,41 @@ def fit_ensemble(bank: Tensor, specs: Sequence[ModelSpec], n_aus: int,
     ar = torch.arange(k_models, device=dev)[:, None]
     n_train = torch.tensor([len(s.train_rows) for s in specs], dtype=torch.float32)
 
-    def loss_fn(p: Params, x: Tensor, y: Tensor) -> Tensor:
+    weighted = {s.pos_weight is None for s in specs}
+    if len(weighted) != 1:
+        raise ValueError("one ensemble needs every model with or every model without pos_weight; "
+                         "split the jobs with group_jobs")
+    pos_w = (None if specs[0].pos_weight is None
+             else torch.stack([s.pos_weight for s in specs if s.pos_weight is not None]).to(dev))
+
+    def loss_fn(p: Params, x: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
         with compute.autocast():
             logits = functional_call(base, p, (x,))
-        return masked_bce_with_logits(logits, y)
+        return masked_bce_with_logits(logits, y, w)
 
     batched_loss = vmap(loss_fn)
+    any_flip = any(s.flip for s in specs)
     losses: list[list[float]] = [[] for _ in specs]
     val_f1: list[list[float]] = [[] for _ in specs]
     best_f1 = [-math.inf] * k_models
     best_epoch = [0] * k_models
+    fixed = [np.full(n_aus, s.threshold) for s in specs]
+    best_thr = list(fixed)
     best = {k: v.detach().clone() for k, v in params.items()}
     for epoch in range(1, max(s.epochs for s in specs) + 1):
-        idx = _epoch_index(specs, gens, epoch).to(dev)  # one upload per epoch
+        idx, flips = _epoch_index(specs, gens, epoch)
+        idx, flips = idx.to(dev), flips.to(dev)  # one upload per epoch
         total = torch.zeros(k_models, device=dev)
         for step in range(idx.shape[0]):
             local = idx[step]  # (K, B)
             valid = local >= 0
             local = local.clamp(min=0)
             xb = bank[rows[ar, local]]  # (K, B, 1, S, S)
+            if any_flip:
+                xb = torch.where(flips[step][..., None, None, None], xb.flip(-1), xb)
             yb = torch.where(valid[..., None], labels[ar, local], -1.0)
-            loss = batched_loss(params, xb, yb)  # (K,)
+            loss = (batched_loss(params, xb, yb) if pos_w is None
+                    else batched_loss(params, xb, yb, pos_w))  # (K,)
             loss.sum().backward()  # models are independent: each gets its own gradient
             opt.step(valid.any(1))
             total += loss.detach() * valid.sum(1)
@@ -278,29 +304,32 @@ def fit_ensemble(bank: Tensor, specs: Sequence[ModelSpec], n_aus: int,
         improved = []
         for j, k in enumerate(training):
             losses[k].append(total_cpu[k])
-            f1 = validation_f1(specs[k].val_labels, probs[j], specs[k].threshold)
+            thr = (tune_thresholds(specs[k].val_labels, probs[j], specs[k].threshold)
+                   if specs[k].tune_thresholds else fixed[k])
+            f1 = validation_f1(specs[k].val_labels, probs[j], thr)
             val_f1[k].append(f1)
             if best_epoch[k] == 0 or (not math.isnan(f1) and f1 > best_f1[k]):
                 best_f1[k] = -math.inf if math.isnan(f1) else f1
-                best_epoch[k] = epoch
+                best_epoch[k], best_thr[k] = epoch, thr
                 improved.append(k)
         if improved:
             imp = torch.tensor(improved, device=dev)
             with torch.no_grad():
                 for name, v in params.items():
                     best[name][imp] = v.detach()[imp]
-    return EnsembleFit(losses, val_f1, best_epoch, best, base)
+    return EnsembleFit(losses, val_f1, best_epoch, best_thr, best, base)
 
 
 # --------------------------------------------------------------------------- jobs (strategy)
 
 def group_jobs(jobs: Sequence[TrainJob], max_models: int = 128) -> list[list[TrainJob]]:
-    """Jobs that can share one ensemble -- same number of AUs and precision (the corpus' image
-    size must match too; :func:`train_jobs` checks) -- in chunks of at most ``max_models``,
-    in the order given."""
-    groups: dict[tuple[int, str], list[TrainJob]] = {}
+    """Jobs that can share one ensemble -- same number of AUs, precision and class balance (the
+    corpus' image size must match too; :func:`train_jobs` checks) -- in chunks of at most
+    ``max_models``, in the order given."""
+    groups: dict[tuple[int, str, bool], list[TrainJob]] = {}
     for j in jobs:
-        groups.setdefault((len(j.aus), j.config.precision), []).append(j)
+        groups.setdefault((len(j.aus), j.config.precision, j.config.class_balance),
+                          []).append(j)
     return [g[i:i + max_models] for g in groups.values() for i in range(0, len(g), max_models)]
 
 
@@ -315,7 +344,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
     # the trainer imports the settings (pydantic): only this job-level entry point needs it
     from deepfn.au.metrics import participant_rows, positive_rate
     from deepfn.au.protocol import TEST, TRAIN, VAL
-    from deepfn.au.trainer import JobResult, SubjectCache, part_tensors
+    from deepfn.au.trainer import JobResult, SubjectCache, part_tensors, pos_weight
 
     t0 = time.perf_counter()
     if not jobs:
@@ -345,9 +374,11 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
         cfg = j.config
         tr, y, _ = rows_of(j, j.train, TRAIN, cfg.train_stride)
         vr, yv, _ = rows_of(j, j.val, VAL)
-        specs.append(ModelSpec(tr, torch.from_numpy(y.astype(np.float32)), vr, yv, j.seed,
-                               cfg.epochs, cfg.batch_size, cfg.lr, cfg.beta1, cfg.beta2,
-                               cfg.weight_decay, cfg.threshold))
+        y_train = torch.from_numpy(y.astype(np.float32))
+        specs.append(ModelSpec(tr, y_train, vr, yv, j.seed, cfg.epochs, cfg.batch_size, cfg.lr,
+                               cfg.beta1, cfg.beta2, cfg.weight_decay, cfg.threshold,
+                               pos_weight(y_train) if cfg.class_balance else None,
+                               cfg.tune_thresholds, cfg.flip))
         no_pos.append([f"AU{a:02d}" for a in np.asarray(j.aus)[(y == 1).sum(0) == 0]])
         train_rates.append(positive_rate(y))
         tests_rows.append([(g, *rows_of(j, subjects, TEST)) for g, subjects in j.tests])
@@ -366,7 +397,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
         for g, r, yt, pt in tests_rows[k]:
             p = probs[k][start:start + len(r)]
             start += len(r)
-            tests[g] = participant_rows(pt, yt, p, au_names, j.config.threshold,
+            tests[g] = participant_rows(pt, yt, p, au_names, fit.thresholds[k],
                                         train_rate=train_rates[k])
         out.append(JobResult(j.key, fit.train_loss[k], fit.val_f1[k], fit.best_epoch[k], tests,
                              no_pos[k], len(specs[k].train_rows) * j.config.epochs, seconds))

@@ -64,15 +64,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def masked_bce_with_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def masked_bce_with_logits(logits: torch.Tensor, labels: torch.Tensor,
+                           pos_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean binary cross-entropy over the coded entries only.
 
     ``logits`` (B, A) float; ``labels`` (B, A) with 0/1 = coded and -1 = not coded (ignored:
     it contributes neither to the loss nor to the denominator).  All entries uncoded -> 0.
+    ``pos_weight`` (A,): the weight of a positive label per AU (class balance; None = 1).
     """
     if logits.shape != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ")
     mask = labels >= 0
     target = labels.clamp(min=0).to(logits.dtype)
-    loss = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
+    loss = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none",
+                                              pos_weight=pos_weight)
     return (loss * mask).sum() / mask.sum().clamp(min=1)

@@ -3,7 +3,9 @@
 Conventions (pinned by ``tests/au/test_metrics.py`` against scikit-learn):
 
 * only coded frames count: a label of -1 is dropped for that AU (never read as 0);
-* a frame is predicted positive when ``p > threshold`` (Keras' ``binary_accuracy`` rule);
+* a frame is predicted positive when ``p > threshold`` (Keras' ``binary_accuracy`` rule); the
+  threshold is one number for every AU (``experiments.thresholds: fixed``, the paper's 0.5) or
+  one per AU chosen on the validation part (``validation``: :func:`tune_thresholds`);
 * F1 with no positive labels *and* no positive predictions is 0.0 -- scikit-learn's
   ``f1_score(..., zero_division=0)`` (:data:`F1_ZERO_DIVISION`);
 * an AU with no coded frames at all has NaN metrics and is skipped by every mean;
@@ -38,10 +40,15 @@ from deepfn.tracking.names import (
     summary_metric,
 )
 
-__all__ = ["F1_ZERO_DIVISION", "REFERENCES", "AUMetrics", "au_metrics", "validation_f1",
-           "positive_rate", "reference_metrics", "participant_rows", "summarize_rows"]
+__all__ = ["F1_ZERO_DIVISION", "REFERENCES", "THRESHOLD_GRID", "Threshold", "AUMetrics",
+           "au_metrics", "validation_f1", "tune_thresholds", "positive_rate",
+           "reference_metrics", "participant_rows", "summarize_rows"]
 
 F1_ZERO_DIVISION = 0.0
+# Candidate thresholds of :func:`tune_thresholds`: 0.05, 0.10, ..., 0.95.
+THRESHOLD_GRID: np.ndarray = np.round(np.arange(1, 20) * 0.05, 2)
+# One threshold for every AU, or one per AU column (shape (A,)).
+Threshold = float | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,9 @@ class AUMetrics:
     n_positive: np.ndarray
 
 
-def au_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> AUMetrics:
-    """Metrics per AU column of ``labels`` (N, A) in {-1, 0, 1} and ``probs`` (N, A) in [0, 1]."""
+def au_metrics(labels: np.ndarray, probs: np.ndarray, threshold: Threshold = 0.5) -> AUMetrics:
+    """Metrics per AU column of ``labels`` (N, A) in {-1, 0, 1} and ``probs`` (N, A) in [0, 1];
+    ``threshold`` one number or one per AU (A,)."""
     labels = np.asarray(labels)
     probs = np.asarray(probs, dtype=np.float64)
     if labels.shape != probs.shape or labels.ndim != 2:
@@ -78,7 +86,7 @@ def au_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) ->
                      n_frames=n.astype(np.int64), n_positive=pos.sum(0).astype(np.int64))
 
 
-def validation_f1(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> float:
+def validation_f1(labels: np.ndarray, probs: np.ndarray, threshold: Threshold = 0.5) -> float:
     """Model selection criterion: mean F1 over the AUs that have positives in ``labels``.
 
     No AU with positives -> NaN (the trainer then keeps the first epoch's model).
@@ -86,6 +94,26 @@ def validation_f1(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5)
     m = au_metrics(labels, probs, threshold)
     has_pos = m.n_positive > 0
     return float(m.f1[has_pos].mean()) if has_pos.any() else float("nan")
+
+
+def tune_thresholds(labels: np.ndarray, probs: np.ndarray, default: float = 0.5,
+                    grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+    """Per AU column the threshold of ``grid`` with the highest F1 on ``labels`` / ``probs``
+    (validation frames) -- the lowest such threshold on ties; ``default`` for an AU without
+    positive labels (nothing to tune on).  Returns float64 (A,)."""
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    if labels.shape != probs.shape or labels.ndim != 2:
+        raise ValueError(f"labels {labels.shape} and probs {probs.shape} must both be (N, A)")
+    pos = labels == 1
+    neg = labels == 0
+    pred = probs[None] > np.asarray(grid, dtype=np.float64)[:, None, None]  # (G, N, A)
+    tp = (pred & pos).sum(1)
+    fp = (pred & neg).sum(1)
+    fn = pos.sum(0)[None] - tp
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)  # (G, A)
+    best = np.asarray(grid, dtype=np.float64)[f1.argmax(0)]
+    return np.where(pos.any(0), best, default)
 
 
 def positive_rate(labels: np.ndarray) -> np.ndarray:
@@ -110,7 +138,7 @@ def reference_metrics(p: np.ndarray, q: np.ndarray) -> dict[str, dict[str, np.nd
 
 
 def participant_rows(participants: np.ndarray, labels: np.ndarray, probs: np.ndarray,
-                     au_names: Sequence[str], threshold: float = 0.5,
+                     au_names: Sequence[str], threshold: Threshold = 0.5,
                      train_rate: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The per-participant x AU table: rows {participant, au, f1, accuracy, score, n_frames,
     n_positive, <reference>_f1, <reference>_accuracy}.

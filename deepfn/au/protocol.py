@@ -8,7 +8,8 @@ See ``docs/protocol.md`` for the rules in prose.
   ``dataset`` from both datasets; the template subject is never in any pool.
 * **subjects**: per split and repetition ``r`` the split seed is ``hash(seed, split, r)``; each
   group of the split draws ``n_train`` train, ``n_val`` val and keeps the rest (``>= min_test``)
-  for test.
+  for test.  In the ``person`` split every test subject also gets a person-dependent model, or
+  ``dependent_subjects`` of them drawn per repetition (:func:`dependent_subjects`).
 * **frames**: each recording segment (a BP4D task ``T1``..``T8``, or one eighth of any other
   sequence, e.g. a DISFA video) is ordered in time and cut into 8 contiguous blocks: blocks 1-5
   train, 6 validation, 7-8 test.  So every part holds a stretch of every task (and its AUs),
@@ -34,7 +35,7 @@ from deepfn.errors import DeepFNError
 __all__ = [
     "PARTS", "TRAIN", "VAL", "TEST", "N_BLOCKS", "segment_parts", "frame_parts", "split_aus",
     "group_pools", "check_pools", "split_seed", "GroupSplit", "Split", "draw_split", "Evaluation",
-    "ModelPlan", "plan_models",
+    "ModelPlan", "dependent_subjects", "plan_models",
 ]
 
 def split_aus(group: str) -> tuple[int, ...]:
@@ -156,7 +157,17 @@ def _model_seed(split: Split, who: str) -> int:
     return _seed_of(split.seed, "model", who)
 
 
-def _plans_for_split(split: Split, normalization: str) -> list[ModelPlan]:
+def dependent_subjects(split: Split, test: Sequence[str], k: int) -> tuple[str, ...]:
+    """The test subjects of a ``person`` split that get person-dependent models: all (``k`` 0,
+    the paper) or ``k`` of them drawn with the split's seed (sorted; the same for every
+    normalization)."""
+    if k <= 0 or k >= len(test):
+        return tuple(test)
+    rng = np.random.default_rng(_seed_of(split.seed, "dependent"))
+    return tuple(sorted(test[i] for i in rng.permutation(len(test))[:k]))
+
+
+def _plans_for_split(split: Split, normalization: str, n_dependent: int = 0) -> list[ModelPlan]:
     g, r, aus = split.group, split.repetition, split_aus(split.group)
 
     def ev(kind: str, tg: str, test_g: str, train: GroupSplit, test: tuple[str, ...]
@@ -170,7 +181,8 @@ def _plans_for_split(split: Split, normalization: str) -> list[ModelPlan]:
         plans.append(ModelPlan(f"{g}/r{r}/others/{normalization}", normalization, aus,
                                _model_seed(split, "others"), gs.train, gs.val,
                                (ev("independent", "others", "others", gs, gs.test),)))
-        for s in gs.test:  # person-dependent: the subject's own parts, same test frames
+        # person-dependent: the subject's own parts, same test frames
+        for s in dependent_subjects(split, gs.test, n_dependent):
             own = GroupSplit((s,), (s,), (s,))
             plans.append(ModelPlan(f"{g}/r{r}/{s}/{normalization}", normalization, aus,
                                    _model_seed(split, s), own.train, own.val,
@@ -194,5 +206,5 @@ def plan_models(subjects: pd.DataFrame, template: str, exp: ExperimentsSettings)
         for g in exp.groups:
             split = draw_split(pools[g], g, r, exp)
             for norm in exp.normalizations:
-                plans.extend(_plans_for_split(split, norm))
+                plans.extend(_plans_for_split(split, norm, exp.dependent_subjects))
     return plans

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from deepfn.au.lenet import LeNet5, masked_bce_with_logits
-from deepfn.au.metrics import participant_rows, positive_rate, validation_f1
+from deepfn.au.metrics import participant_rows, positive_rate, tune_thresholds, validation_f1
 from deepfn.au.protocol import PARTS, TEST, TRAIN, VAL, frame_parts
 from deepfn.compute.device import Compute
 from deepfn.config.settings import ExperimentsSettings
@@ -39,12 +39,16 @@ from deepfn.errors import DeepFNError
 __all__ = ["ClassifierTrainConfig", "TrainJob", "JobResult", "FitResult", "SubjectTensors",
            "SubjectCache", "read_subject_tensors", "count_train_frames", "part_tensors",
            "predict", "fit_classifier", "train_job", "should_compile", "compiled_loss",
-           "warm_up", "INFER_BATCH", "COMPILE_MIN_IMAGES"]
+           "warm_up", "pos_weight", "INFER_BATCH", "COMPILE_MIN_IMAGES", "POS_WEIGHT_MAX"]
 
 INFER_BATCH = 1024
 # Break-even of compiling in a fresh process with a cold inductor cache (docs/protocol.md):
 # ~8 s of compiling against ~1.2e-4 s saved per training image on one thread.
 COMPILE_MIN_IMAGES = 60_000
+# experiments.class_balance: a positive label weighs negatives / positives of its AU in the
+# model's training labels, at most this much (an AU with a handful of positives would otherwise
+# dominate the loss).
+POS_WEIGHT_MAX = 10.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class ClassifierTrainConfig:
     weight_decay: float = 0.0
     threshold: float = 0.5
     precision: str = "bf16"
+    class_balance: bool = False  # BCE pos_weight per AU from the training labels (pos_weight)
+    tune_thresholds: bool = False  # per-AU thresholds chosen on the validation part
+    flip: bool = False  # mirror a random half of the training frames each epoch
     compile: bool = False  # torch.compile the training forward (see :func:`should_compile`)
     train_stride: int = 1  # train on every k-th train frame of each subject (match_frames)
     device: str = "cpu"  # a resolved torch device ("cpu", "cuda:0"): deepfn.compute.device
@@ -67,7 +74,8 @@ class ClassifierTrainConfig:
     def from_settings(cls, exp: ExperimentsSettings, compile: bool = False,
                       device: str = "cpu") -> ClassifierTrainConfig:
         return cls(exp.epochs, exp.batch_size, exp.lr, exp.beta1, exp.beta2, exp.weight_decay,
-                   exp.threshold, exp.precision, compile, device=device)
+                   exp.threshold, exp.precision, exp.class_balance,
+                   exp.thresholds == "validation", exp.flip, compile, device=device)
 
     @property
     def compute(self) -> Compute:
@@ -88,7 +96,7 @@ def should_compile(images_per_worker: float) -> bool:
 @dataclass
 class _Compiled:
     model: LeNet5  # the one module instance the graph was traced with (re-initialised per job)
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    loss: LossFn
 
 
 @functools.cache
@@ -105,15 +113,26 @@ def compiled_loss(n_aus: int, image_size: int, bf16: bool, device: str = "cpu") 
     return _Compiled(model, torch.compile(_loss_fn(model, compute), dynamic=True))
 
 
-def _loss_fn(model: LeNet5, compute: Compute
-             ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``(xb, yb) -> masked BCE(model(xb), yb)``, the forward under ``compute``'s autocast."""
-    def loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def _loss_fn(model: LeNet5, compute: Compute) -> LossFn:
+    """``(xb, yb, pos_weight) -> masked BCE(model(xb), yb)``, the forward under ``compute``'s
+    autocast."""
+    def loss(xb: torch.Tensor, yb: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         with compute.autocast():
             logits = model(xb)
-        return masked_bce_with_logits(logits, yb)
+        return masked_bce_with_logits(logits, yb, w)
 
     return loss
+
+
+def pos_weight(labels: torch.Tensor) -> torch.Tensor:
+    """Per AU column ``negatives / positives`` of ``labels`` (N, A) in {-1, 0, 1}, clipped to
+    [1, :data:`POS_WEIGHT_MAX`] (float32 (A,)): the class-balanced BCE's positive weight."""
+    pos = (labels == 1).sum(0).float()
+    neg = (labels == 0).sum(0).float()
+    return (neg / pos.clamp(min=1)).clamp(1.0, POS_WEIGHT_MAX)
 
 
 def warm_up(n_aus: int, image_size: int, bf16: bool, batch_size: int = 64) -> None:
@@ -123,7 +142,7 @@ def warm_up(n_aus: int, image_size: int, bf16: bool, batch_size: int = 64) -> No
     for b in (batch_size, max(1, batch_size // 2 - 1)):
         x = torch.zeros(b, 1, image_size, image_size).contiguous(
             memory_format=torch.channels_last)
-        c.loss(x, torch.zeros(b, n_aus)).backward()
+        c.loss(x, torch.zeros(b, n_aus), None).backward()
     c.model.zero_grad(set_to_none=True)
 
 
@@ -253,13 +272,25 @@ class FitResult:
     train_loss: list[float]
     val_f1: list[float]
     best_epoch: int  # 1-based
+    thresholds: np.ndarray  # (A,) of the best epoch: cfg.threshold, or tuned on validation
+
+
+EpochHook = Callable[[int, LeNet5, np.ndarray], None]
 
 
 def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.ndarray,
-                   n_aus: int, cfg: ClassifierTrainConfig, seed: int) -> FitResult:
+                   n_aus: int, cfg: ClassifierTrainConfig, seed: int,
+                   on_epoch: EpochHook | None = None) -> FitResult:
     """Train LeNet-5 on ``x`` (N, 1, S, S) / ``y`` (N, A) float with -1 = uncoded; keep the
     epoch with the best validation F1 on ``xv`` / ``yv`` (strictly better wins: ties and NaN --
-    no validation positives -- keep the earlier epoch).
+    no validation positives -- keep the earlier epoch).  With ``cfg.class_balance`` the loss
+    weighs positives by :func:`pos_weight` of ``y``; with ``cfg.tune_thresholds`` each epoch's
+    validation F1 is taken at per-AU thresholds tuned on those validation frames
+    (:func:`~deepfn.au.metrics.tune_thresholds`), and the best epoch's are returned.  With
+    ``cfg.flip`` each epoch draws, after its batch order, a mirror flag per position from the
+    same generator and mirrors those frames left-right.
+    ``on_epoch(epoch, model, thresholds)`` is called after each epoch's validation (probes:
+    research/au_detectability.py scores every epoch's model).
 
     The tensors go to ``cfg.device`` once; batches are drawn there by indices from a seeded CPU
     generator (the same data order on every device); the loss is read back once per epoch.
@@ -268,6 +299,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.nd
     torch.manual_seed(seed)
     gen = compute.generator(seed)
     x, y, xv = x.to(compute.device), y.to(compute.device), xv.to(compute.device)
+    w = pos_weight(y) if cfg.class_balance else None
     model = compute.place(LeNet5(n_aus, x.shape[-1]), channels_last=True)
     if cfg.compile:  # the same seeded init, loaded into the process's compiled module
         compiled = compiled_loss(n_aus, x.shape[-1], compute.bf16, cfg.device)
@@ -282,25 +314,35 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: np.nd
     losses: list[float] = []
     val_f1: list[float] = []
     best_f1, best_epoch, best_state = -math.inf, 0, {}
+    fixed = np.full(n_aus, cfg.threshold)
+    best_thr = fixed
     for epoch in range(1, cfg.epochs + 1):
         perm = torch.randperm(n, generator=gen).to(compute.device)
+        mirror = (torch.rand(n, generator=gen) < 0.5).to(compute.device) if cfg.flip else None
         total = torch.zeros((), device=compute.device)
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
-            loss = loss_fn(x[idx], y[idx])
+            xb = x[idx]
+            if mirror is not None:
+                xb = torch.where(mirror[i:i + bs, None, None, None], xb.flip(-1), xb)
+            loss = loss_fn(xb, y[idx], w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.detach() * len(idx)
         losses.append(float(total) / n)
-        f1 = validation_f1(yv, predict(model, xv, compute), cfg.threshold)
+        probs = predict(model, xv, compute)
+        thr = tune_thresholds(yv, probs, cfg.threshold) if cfg.tune_thresholds else fixed
+        f1 = validation_f1(yv, probs, thr)
         val_f1.append(f1)
+        if on_epoch is not None:
+            on_epoch(epoch, model, thr)
         if best_epoch == 0 or (not math.isnan(f1) and f1 > best_f1):
             best_f1 = -math.inf if math.isnan(f1) else f1
-            best_epoch = epoch
+            best_epoch, best_thr = epoch, thr
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    return FitResult(model, losses, val_f1, best_epoch)
+    return FitResult(model, losses, val_f1, best_epoch, best_thr)
 
 
 def train_job(job: TrainJob, cache: SubjectCache | None = None) -> JobResult:
@@ -320,7 +362,7 @@ def train_job(job: TrainJob, cache: SubjectCache | None = None) -> JobResult:
     for test_group, subjects in job.tests:
         xt, yt, pt = part_tensors(job.corpus_dir, subjects, TEST, job.aus, cache=cache)
         probs = predict(res.model, xt.to(cfg.compute.device), cfg.compute)
-        tests[test_group] = participant_rows(pt, yt, probs, au_names, cfg.threshold,
+        tests[test_group] = participant_rows(pt, yt, probs, au_names, res.thresholds,
                                              train_rate=positive_rate(y_np))
     return JobResult(job.key, res.train_loss, res.val_f1, res.best_epoch, tests, no_pos,
                      len(x) * cfg.epochs, time.perf_counter() - t0)

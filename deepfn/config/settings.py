@@ -236,11 +236,28 @@ class ExperimentsSettings(_Section):
                          description="Training subjects per repetition and group (paper: 4).")
     n_val: int = Field(2, ge=1,
                        description="Validation subjects per repetition and group (paper: 2).")
+    dependent_subjects: int = Field(
+        0, ge=0, le=1000,
+        description="`person` split: person-dependent models for this many test subjects per "
+                    "repetition, drawn with the split's seed; 0 = every test subject (paper). "
+                    "The person-independent model is tested on all of them either way.")
     min_test: int = Field(1, ge=1,
                           description="At least this many test subjects per group, else the "
                                       "split is an error.")
     threshold: float = Field(0.5, gt=0.0, lt=1.0,
-                             description="Sigmoid output above which an AU counts as present.")
+                             description="Sigmoid output above which an AU counts as present "
+                                         "(with `thresholds: fixed`; paper: 0.5).")
+    thresholds: Literal["fixed", "validation"] = Field(
+        "fixed", description="`fixed`: `threshold` for every AU (paper) | `validation`: per AU "
+                             "the threshold (0.05..0.95) with the best F1 on the model's "
+                             "validation part, chosen with the best epoch (docs/protocol.md).")
+    flip: bool = Field(
+        False, description="Augmentation: each epoch mirrors a random half of the training "
+                           "frames left-right. Paper: false.")
+    class_balance: bool = Field(
+        False, description="Class-balanced BCE: a positive label of an AU weighs negatives / "
+                           "positives of that AU in the model's training labels (1..10). "
+                           "Paper: false.")
     precision: Literal["fp32", "bf16"] = Field(
         "bf16", description="`bf16` (autocast + channels_last) | `fp32`.")
     strategy: Literal["auto", "sequential", "process", "ensemble"] = Field(

@@ -57,17 +57,19 @@ RESULT: dict[str, frozenset[str]] = {
         "translation", "warp_grid", "warp_strength", "seed"}),
     "experiments": frozenset({
         "epochs", "equal_steps", "match_frames", "batch_size", "lr", "beta1", "beta2",
-        "weight_decay", "n_train", "n_val", "threshold", "precision", "seed"}),
+        "weight_decay", "n_train", "n_val", "threshold", "thresholds", "class_balance", "flip",
+        "precision", "seed"}),
 }
 NEUTRAL: dict[str, frozenset[str]] = {
     "preprocess": frozenset(),
     "pretrain": frozenset(),
     # resume and logging intervals (training resumes bit for bit); a check on the input
     "normalize": frozenset({"checkpoint_every", "log_every", "min_frames"}),
-    # groups/normalizations/repetitions add or drop runs and never change one; min_test is a
-    # check; strategy/workers choose how jobs are scheduled, not what a job computes
-    "experiments": frozenset({"groups", "normalizations", "repetitions", "min_test", "strategy",
-                              "workers"}),
+    # groups/normalizations/repetitions/dependent_subjects add or drop runs and never change
+    # one; min_test is a check; strategy/workers choose how jobs are scheduled, not what a job
+    # computes
+    "experiments": frozenset({"groups", "normalizations", "repetitions", "dependent_subjects",
+                              "min_test", "strategy", "workers"}),
 }
 # Top-level settings (sections and fields) that feed no run key, and why.
 UNKEYED: dict[str, str] = {

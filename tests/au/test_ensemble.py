@@ -78,6 +78,29 @@ def test_ensemble_equals_one_job_at_a_time(corpora, device: str) -> None:
     assert len({tuple(r.train_loss[:3]) for r in seq}) == len(seq)
 
 
+def test_ensemble_equals_one_job_at_a_time_with_balance_flip_and_tuned_thresholds(
+        corpora) -> None:
+    """Class-balanced loss, mirrored frames and validation thresholds: the same models and test
+    tables on both paths (flip on some jobs only, so the random streams must stay aligned)."""
+    jobs = [dataclasses.replace(j, config=dataclasses.replace(
+        j.config, class_balance=True, tune_thresholds=True, flip=k % 2 == 0))
+        for k, j in enumerate(_jobs(corpora))]
+    seq = [train_job(j) for j in jobs]
+    ens = train_jobs(jobs)
+    for s, e in zip(seq, ens, strict=True):
+        assert e.best_epoch == s.best_epoch, s.key
+        np.testing.assert_allclose(e.train_loss, s.train_loss, rtol=1e-5, err_msg=s.key)
+        np.testing.assert_allclose(e.val_f1, s.val_f1, atol=1e-6, err_msg=s.key)
+        for g in s.tests:
+            _close_rows(e.tests[g], s.tests[g])
+    plain = [train_job(j) for j in _jobs(corpora)]
+    for p, s in zip(plain, seq, strict=True):  # the options change the training
+        assert p.train_loss != s.train_loss, s.key
+    with pytest.raises(ValueError, match="group_jobs"):  # mixed class balance: not one group
+        train_jobs([jobs[0], _jobs(corpora)[1]])
+    assert len(group_jobs([jobs[0], _jobs(corpora)[1]])) == 2
+
+
 def test_one_job_alone_and_in_a_group_give_the_same(corpora) -> None:
     jobs = _jobs(corpora)
     alone = train_jobs(jobs[1:2])[0]

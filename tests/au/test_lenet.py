@@ -53,3 +53,19 @@ def test_masked_loss_ignores_uncoded_labels() -> None:
 def test_all_uncoded_gives_zero_loss() -> None:
     loss = masked_bce_with_logits(torch.randn(2, 3), torch.full((2, 3), -1.0))
     assert loss.item() == 0.0
+
+
+def test_pos_weight_weighs_each_aus_positive_terms() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(5, 3)
+    labels = torch.tensor([[1, 0, -1], [0, 1, 1], [1, -1, 0], [0, 0, 1], [1, 1, -1]],
+                          dtype=torch.float32)
+    w = torch.tensor([2.0, 1.0, 5.0])
+    coded = labels >= 0
+    pos_term = -F.logsigmoid(logits)  # -log p for a positive, -log(1 - p) for a negative
+    neg_term = -F.logsigmoid(-logits)
+    per = torch.where(labels == 1, w * pos_term, neg_term)
+    expected = per[coded].mean()
+    torch.testing.assert_close(masked_bce_with_logits(logits, labels, w), expected)
+    torch.testing.assert_close(masked_bce_with_logits(logits, labels, torch.ones(3)),
+                               masked_bce_with_logits(logits, labels))

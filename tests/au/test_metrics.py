@@ -10,9 +10,11 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from deepfn.au.metrics import (
     F1_ZERO_DIVISION,
+    THRESHOLD_GRID,
     au_metrics,
     participant_rows,
     summarize_rows,
+    tune_thresholds,
     validation_f1,
 )
 
@@ -121,3 +123,26 @@ def test_participant_rows_carry_references_and_summaries_average_them() -> None:
     assert out["reference/absent/f1"] == 0.0
     assert out["reference/random/score"] == pytest.approx(
         (out["reference/random/f1"] + out["reference/random/accuracy"]) / 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tuned_thresholds_maximize_each_aus_f1_on_the_grid(seed: int) -> None:
+    labels, probs = _random(seed)
+    probs = np.clip(probs + 0.3 * (labels == 1), 0, 1)  # some signal, so thresholds differ
+    labels[:, 2] = np.where(labels[:, 2] == 1, 0, labels[:, 2])  # an AU without positives
+    thr = tune_thresholds(labels, probs, default=0.42)
+    assert thr.shape == (labels.shape[1],) and thr[2] == 0.42
+    by_grid = np.stack([au_metrics(labels, probs, float(t)).f1 for t in THRESHOLD_GRID])
+    for a in (0, 1, 3, 4, 5):
+        best = by_grid[:, a].max()
+        # the lowest grid threshold with the best F1 (scikit-learn agrees at that threshold)
+        assert thr[a] == THRESHOLD_GRID[np.flatnonzero(by_grid[:, a] == best)[0]]
+        coded = labels[:, a] >= 0
+        assert best == pytest.approx(f1_score(labels[coded, a], probs[coded, a] > thr[a],
+                                              zero_division=F1_ZERO_DIVISION))
+    assert len(set(thr.tolist())) > 2
+    # per-AU thresholds go through every metric: F1 at them is >= F1 at 0.5 on these frames
+    assert validation_f1(labels, probs, thr) >= validation_f1(labels, probs, 0.5)
+    rows = participant_rows(np.zeros(len(labels)), labels, probs, [f"AU{i}" for i in range(6)],
+                            thr)
+    assert [r["f1"] for r in rows] == pytest.approx(au_metrics(labels, probs, thr).f1.tolist())

@@ -127,3 +127,32 @@ def test_dependent_and_independent_see_the_same_test_frames(subjects) -> None:
             assert (twin.seed, twin.train, twin.val) == (p.seed, p.train, p.val)
             assert [e.test_subjects for e in twin.evaluations] == \
                 [e.test_subjects for e in p.evaluations]
+
+
+def test_dependent_subjects_draws_that_many_per_repetition_the_same_for_every_normalization(
+        subjects) -> None:
+    """`experiments.dependent_subjects`: k of each repetition's test subjects get
+    person-dependent models (drawn with the split's seed, so repetitions differ); the
+    person-independent model is still tested on all of them; 0 = every test subject."""
+    def dep_subjects(k: int) -> dict[tuple[int, str], list[str]]:
+        exp = smoke_settings(groups=["person"], repetitions=3,
+                             dependent_subjects=k).experiments
+        out: dict[tuple[int, str], list[str]] = {}
+        for p in plan_models(subjects, TEMPLATE, exp):
+            for ev in p.evaluations:
+                if ev.evaluation == "dependent":
+                    out.setdefault((ev.repetition, ev.normalization), []).append(
+                        ev.test_subjects[0])
+        return out
+
+    every, two = dep_subjects(0), dep_subjects(2)
+    assert every == dep_subjects(1000)  # more than there are: every test subject
+    for (r, norm), subs in two.items():
+        assert len(subs) == 2 and set(subs) <= set(every[r, norm])
+        assert subs == two[r, "deepfn" if norm == "original" else "original"]
+    assert len({tuple(v) for v in two.values()}) > 1  # not the same two every repetition
+    exp = smoke_settings(groups=["person"], repetitions=3, dependent_subjects=2).experiments
+    indep = [ev for p in plan_models(subjects, TEMPLATE, exp) for ev in p.evaluations
+             if ev.evaluation == "independent"]
+    assert all(len(ev.test_subjects) == len(every[ev.repetition, ev.normalization])
+               for ev in indep)

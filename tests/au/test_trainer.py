@@ -18,11 +18,14 @@ from deepfn.au.strategies import (
     make_strategy,
 )
 from deepfn.au.trainer import (
+    POS_WEIGHT_MAX,
     ClassifierTrainConfig,
     JobResult,
     SubjectCache,
     TrainJob,
+    fit_classifier,
     part_tensors,
+    pos_weight,
     train_job,
 )
 from deepfn.data.corpus import AUS, DISFA_AUS, write_subject
@@ -172,3 +175,35 @@ def test_each_run_of_a_strategy_reads_the_corpus_as_it_is_then(corpora, tmp_path
     assert before.train_loss != after.train_loss  # the change matters to the result
     _close(got[0], before)
     _close(got[1], after)
+
+
+def test_pos_weight_is_negatives_over_positives_clipped() -> None:
+    y = torch.tensor([[1, 0, 0, -1], [0, 0, 0, -1], [0, 1, 0, 1], [0, 1, 0, 0]]
+                     + [[0, 0, 0, 0]] * 46, dtype=torch.float32)
+    # AU0: 49 negatives / 1 positive -> capped; AU1: 48 / 2 = 24 -> capped; AU2: no positives
+    # -> capped (never used); AU3: 47 / 1 -> capped.  A balanced column weighs 1.
+    assert pos_weight(y).tolist() == [POS_WEIGHT_MAX] * 4
+    y2 = torch.tensor([[1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=torch.float32)
+    assert pos_weight(y2).tolist() == [3.0, 1.0, 1.0]  # 3/1; 1/3 -> 1; 2/2
+
+
+def test_tuned_thresholds_flip_and_balance_change_training_and_are_reported(corpora) -> None:
+    """Options of experiments: each changes what a job computes; tuned thresholds are the best
+    epoch's, chosen on the validation part, and score the test rows."""
+    base = train_job(_job(corpora))
+    for opt in ({"class_balance": True}, {"flip": True}):
+        other = train_job(_job(corpora, **opt))
+        assert other.train_loss != base.train_loss, opt
+    x, y, _ = part_tensors(str(corpora["original"]), ("F001", "M001"), 0, AUS)
+    xv, yv, _ = part_tensors(str(corpora["original"]), ("F002",), 1, AUS)
+    cfg = ClassifierTrainConfig(epochs=3, batch_size=16, lr=3e-3, tune_thresholds=True)
+    seen: list[tuple[int, np.ndarray]] = []
+    fit = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS), cfg, 3,
+                         on_epoch=lambda e, m, thr: seen.append((e, thr)))
+    assert [e for e, _ in seen] == [1, 2, 3]
+    np.testing.assert_array_equal(fit.thresholds, seen[fit.best_epoch - 1][1])
+    no_val_pos = (yv == 1).sum(0) == 0
+    assert (fit.thresholds[no_val_pos] == 0.5).all()
+    fixed = fit_classifier(x, torch.from_numpy(y.astype(np.float32)), xv, yv, len(AUS),
+                           replace(cfg, tune_thresholds=False), 3)
+    assert (fixed.thresholds == 0.5).all()
