@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from deepfn.tracking import Store
 
 __all__ = ["RunRecorder", "RecordedRun", "SubjectResult", "FanoutSummary", "stale_subjects",
-           "stage_threads", "normalize_task", "run_normalize_tasks", "record_result", "fanout_normalize",
-           "DATA", "TEMPLATE", "PRETRAINED", "MODELS", "WORK"]
+           "stage_threads", "normalize_task", "run_normalize_tasks", "record_result",
+           "fanout_normalize", "DATA", "TEMPLATE", "PRETRAINED", "MODELS", "WORK"]
 
 # the normalize stage's paths, as dvc.yaml declares them
 DATA = "data/preprocessed/ae"
@@ -149,14 +149,17 @@ def stage_threads() -> int:
 
 
 def normalize_task(settings: Settings, subject: str, common: Mapping[str, bytes], data: bytes,
-                   work_dir: str, token: str) -> SubjectResult:
+                   work_dir: str, token: str, driver: tuple[str, int] = ("", 0)
+                   ) -> SubjectResult:
     """One ``normalize@<subject>`` stage inside a Ray worker: lay the inputs out like the project
     in a temporary directory and call :func:`~deepfn.normalizer.jobs.run_normalize` there, on
-    as many torch threads as a local stage (:func:`stage_threads`)."""
+    as many torch threads as a local stage (:func:`stage_threads`; ``driver``: the driver's host
+    and its count, used on the driver's machine)."""
     from deepfn.normalizer.jobs import run_normalize
     from deepfn.stage import configure_threads
 
-    configure_threads(stage_threads())
+    host, threads = driver
+    configure_threads(threads if host == socket.gethostname() and threads else stage_threads())
 
     shared = _shared(work_dir, token)
     work = Path(work_dir) if shared else Path(tempfile.gettempdir()) / "deepfn-work" / "normalize"
@@ -203,8 +206,9 @@ def run_normalize_tasks(settings: Settings, subjects: list[str], root: Path,
     (work / _TOKEN_FILE).write_text(token)
     common = ray.put(_inputs(root))
     remote = ray.remote(normalize_task).options(name="normalize", **options)
+    driver = (socket.gethostname(), stage_threads())
     pending = {remote.remote(task_settings, s, common, (root / DATA / f"{s}.npz").read_bytes(),
-                             str(work), token): s for s in subjects}
+                             str(work), token, driver): s for s in subjects}
     while pending:
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         subject = pending.pop(ref)
@@ -284,6 +288,7 @@ class FanoutSummary:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     cluster: str = ""
+    record_seconds: list[float] = field(default_factory=list)  # the driver's share per subject
 
 
 def fanout_normalize(settings: Settings, root: Path = Path("."), *, upstream: bool = True,
@@ -322,10 +327,12 @@ def fanout_normalize(settings: Settings, root: Path = Path("."), *, upstream: bo
                 summary.failed.append(str(item).split(":", 1)[0].removeprefix("normalize@"))
                 echo(f"error: {item}")
                 continue
+            t1 = time.perf_counter()
             with contextlib.chdir(root):
                 summary.logged += record_result(item, store, root, fingerprint=fingerprint)
             _dvc_run(["commit", "-f", "-q", f"normalize@{item.subject}"], root,
                      "recording the stage")
+            summary.record_seconds.append(time.perf_counter() - t1)
             summary.done.append(item.subject)
             resumed = item.info.get("resumed_from") or 0
             echo(f"normalize@{item.subject}: {MODELS}/{item.subject}.pt on {item.node}"
