@@ -21,7 +21,7 @@ from deepfn.config.profiles import SMOKE_ROSTER
 from tests.pipelines.conftest import run
 
 BIN = Path(sys.executable).parent
-STALE = ["F002", "M003", "SN001"]
+STALE = [SMOKE_ROSTER[1], SMOKE_ROSTER[6], SMOKE_ROSTER[-1]]  # one F, one M, one SN
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_fanout_matches_the_local_engine_and_dvc_records_it(
     _set_engine(project, "ray")
     try:
         # the normalize stage itself refuses with engine ray, naming the command to run
-        refused = run([str(BIN / "deepfn"), "normalize", "--subject", "F002"], project,
+        refused = run([str(BIN / "deepfn"), "normalize", "--subject", STALE[0]], project,
                       check=False)
         assert refused.returncode == 2
         assert refused.stderr.strip().splitlines() == [
