@@ -112,7 +112,7 @@ def _overhead(project: Path, subject: str) -> dict[str, float]:
             "payload_bytes": size, "payload_round_trip_ms": statistics.median(ptimes) * 1e3}
 
 
-def _per_iteration_s(profile_step_ms: float | None) -> tuple[float, str]:
+def _per_iteration_s() -> tuple[float, str]:
     gpu = ROOT / "benchmarks/results/gpu_check.json"
     if gpu.is_file():
         data = json.loads(gpu.read_text())
@@ -125,6 +125,15 @@ def _per_iteration_s(profile_step_ms: float | None) -> tuple[float, str]:
     scale = 128 / sum(int(b) for b in step["batch"].split("+"))
     return (step["ms_per_step_min"] * scale / 1e3,
             f"CPU projection: normalizer.json paper step at {step['batch']} x {scale:g}")
+
+
+def assumed_gpu_iteration_s(fraction: float = 0.4, peak_tflops: float = 790.0) -> float:
+    """A stand-in until the GPU check has run: the paper step's FLOPs (normalizer.json, counted
+    at 4+4 and scaled to 64+64) at ``fraction`` of an H200's bf16 dense peak."""
+    cpu = json.loads((ROOT / "benchmarks/results/normalizer.json").read_text())
+    step = cpu["steps"]["paper"]
+    scale = 128 / sum(int(b) for b in step["batch"].split("+"))
+    return step["gflop_per_step"] * scale / (fraction * peak_tflops * 1e3)
 
 
 def projection(per_iteration_s: float, overhead_s: float,
@@ -181,7 +190,7 @@ def main() -> None:
         ray_s = summary.seconds
         record = statistics.median(summary.record_seconds)
         per_task = over["payload_round_trip_ms"] / 1e3 + record
-        it_s, source = _per_iteration_s(None)
+        it_s, source = _per_iteration_s()
         result.update({
             "subjects": len(subjects),
             "local": {"wall_s": local_s, "per_subject_s": local_s / len(subjects)},
@@ -199,10 +208,15 @@ def main() -> None:
                               "value": ray_s / local_s, "met": ray_s / local_s <= TARGET_RATIO}}
                    if args.profile == "default" else {}),
             },
-            "projection": {"per_iteration_s": it_s, "source": it_s and source,
+            "projection": {"per_iteration_s": it_s, "source": source,
                            "iterations": PAPER_ITERATIONS, "subjects": PAPER_SUBJECTS,
                            "per_task_overhead_s": per_task,
-                           "hours_on_gpus": projection(it_s, per_task)},
+                           "hours_on_gpus": projection(it_s, per_task),
+                           "assumed_gpu": {
+                               "per_iteration_s": assumed_gpu_iteration_s(),
+                               "how": "paper step FLOPs at 40% of an H200's 790 TFLOP/s bf16",
+                               "hours_on_gpus": projection(assumed_gpu_iteration_s(),
+                                                           per_task)}},
         })
     result["machine"]["load_avg_end"] = list(os.getloadavg())
     out.parent.mkdir(parents=True, exist_ok=True)
