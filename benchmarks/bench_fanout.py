@@ -13,8 +13,9 @@ In a scratch smoke project (``deepfn smoke-project``: the smoke roster, 14 subje
 ``ray``       the same models removed and the MLflow store set aside, wall seconds of the fan-out
               (tasks + the driver logging each run and ``dvc commit``), the local cluster's start
               apart; ``identical``: every model file has the local engine's sha256;
-``overhead``  on that cluster: a no-op task's round trip (median of 50, after a warm-up), the
-              first task on a fresh worker, a task that takes and returns the normalize inputs
+``overhead``  on that cluster, after the fan-out (warm workers): a no-op task's round trip
+              (median of 50, after the first one, timed apart), a task that takes and returns
+              the normalize inputs
               (template, pretrained model, one subject), and the driver's per-subject recording
               (MLflow + ``dvc commit``).
 
