@@ -146,11 +146,11 @@ def projection(per_iteration_s: float, overhead_s: float,
     return {str(n): math.ceil(subjects / n) * task / 3600 for n in gpus}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=["smoke", "default"], default="smoke")
     ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     out = args.out or ROOT / f"benchmarks/results/fanout_{args.profile}.json"
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     result: dict[str, Any] = {
@@ -227,7 +227,8 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("local", "ray", "ratio_ray_over_local",
                                               "identical", "overhead")}, indent=2))
     print(f"-> {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
