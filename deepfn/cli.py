@@ -6,6 +6,7 @@
     deepfn normalize --subject F001    # ... every stage of dvc.yaml has its command
     deepfn stats --tracking-uri http://127.0.0.1:5000 --out reports
     deepfn tune classifier --study NAME --n-trials 20
+    deepfn fanout normalize            # compute.engine: ray: the stale normalizers on Ray
     deepfn preview --out reports/preview.png
     deepfn import bp4d ROOT --metadata meta.csv --out data/raw
 
@@ -35,8 +36,11 @@ import_app = typer.Typer(help="Import licensed BP4D / DISFA copies into the corp
                          no_args_is_help=True)
 tune_app = typer.Typer(help="The tune stage, or a study of one target (`tune classifier`, "
                        "`tune normalizer`) with Optuna, tracked in MLflow.")
+fanout_app = typer.Typer(help="Run a stage's stale items as Ray tasks (compute.engine: ray; "
+                         "docs/cluster.md).", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(tune_app, name="tune")
+app.add_typer(fanout_app, name="fanout")
 
 Params = Annotated[Path, typer.Option("--params", help="params file")]
 
@@ -169,6 +173,23 @@ def normalize(
 
     _stage(NORMALIZE, params, subject=subject, data=data, template=template,
            pretrained=pretrained, out=out, work_dir=work_dir)
+
+
+@fanout_app.command("normalize")
+@_cli
+def fanout_normalize(
+    params: Params = Path("params.yaml"),
+    upstream: Annotated[bool, typer.Option(
+        help="run `dvc repro pretrain` first (the normalizers' inputs)")] = True,
+) -> None:
+    """Every stale normalize@<subject> stage as one Ray task on compute.address, recorded in
+    MLflow and dvc.lock as `dvc repro` would; then run `dvc repro` for the rest."""
+    from deepfn.compute.fanout import fanout_normalize as run
+
+    summary = run(_settings(params), Path("."), upstream=upstream, echo=typer.echo)
+    if summary.done:
+        typer.echo(f"fanout normalize: {len(summary.done)} subjects in {summary.seconds:.1f} s "
+                   f"on {summary.cluster}, {summary.logged} MLflow runs logged; next: dvc repro")
 
 
 @app.command()

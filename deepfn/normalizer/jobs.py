@@ -23,8 +23,10 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -43,7 +45,6 @@ from deepfn.normalizer.train import (
 )
 from deepfn.tracking import (
     EXPERIMENT_NORMALIZER,
-    RunWriter,
     Store,
     common_tags,
     flatten_params,
@@ -54,9 +55,29 @@ from deepfn.tracking.provenance import fingerprint_tags, key_parts
 from deepfn.utils.io import sha256_file, write_json
 
 __all__ = ["WORK_DIR", "read_template", "seed_for", "init_model", "set_faces", "set_trainable",
-           "run_pretrain", "run_normalize"]
+           "run_pretrain", "run_normalize", "RunLog", "Tracker"]
 
 WORK_DIR = Path(".deepfn/work")
+
+
+class RunLog(Protocol):
+    """What a normalizer run logs through (:class:`~deepfn.tracking.RunWriter`, or a recorder
+    that a Ray task hands back to the driver: deepfn.compute.fanout)."""
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0,
+                    timestamp: int | None = None) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+
+
+class Tracker(Protocol):
+    """Where a run starts (:class:`~deepfn.tracking.Store`, or that recorder)."""
+
+    def start_run(self, experiment: str, *, run_name: str, tags: Mapping[str, str],
+                  params: Mapping[str, Any] | None = None, flush_every: int = ...
+                  ) -> AbstractContextManager[RunLog]: ...
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -153,7 +174,7 @@ def _final_losses(state: TrainState, log_every: int) -> dict[str, float]:
 
 
 def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[str, Any],
-                   data: SubjectData, run: RunWriter, run_info: dict[str, Any]) -> dict[str, Any]:
+                   data: SubjectData, run: RunLog, run_info: dict[str, Any]) -> dict[str, Any]:
     """Write the model file (weights + ``meta``), then log ``preview.png`` (of ``data``'s neutral
     and most expressive frames) and ``checkpoint.json`` (path, sha256 = the DVC hash, meta and
     ``run_info``: what belongs to this run, not to the file) to ``run``."""
@@ -174,7 +195,7 @@ def _write_and_log(out: Path, model: DeepFNAutoencoder, kind: str, meta: dict[st
 
 def _train_and_log(model: DeepFNAutoencoder, template: torch.Tensor,
                    subject: torch.Tensor | None, cfg: NormalizerTrainConfig, seed: int,
-                   work: Path, key: str, run: RunWriter, progress: str | None
+                   work: Path, key: str, run: RunLog, progress: str | None
                    ) -> tuple[TrainState, float]:
     generator = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
@@ -244,9 +265,12 @@ def run_pretrain(settings: Settings, *, template_dir: str | Path, out: str | Pat
 # --------------------------------------------------------------------------------- normalize
 def run_normalize(settings: Settings, *, subject: str, data_dir: str | Path,
                   template_dir: str | Path, pretrained: str | Path, out: str | Path,
-                  work_dir: str | Path = WORK_DIR / "normalize", progress: bool = True
-                  ) -> dict[str, Any]:
-    """Train subject ``subject``'s autoencoder against the template; write ``out``."""
+                  work_dir: str | Path = WORK_DIR / "normalize", progress: bool = True,
+                  tracker: Tracker | None = None) -> dict[str, Any]:
+    """Train subject ``subject``'s autoencoder against the template; write ``out``.
+
+    The run goes to ``tracker`` (default: the ``tracking.uri`` store); a Ray task passes a
+    recorder and the driver logs what it recorded (deepfn.compute.fanout: one writer)."""
     data_dir, template_dir, pretrained, out = map(Path, (data_dir, template_dir, pretrained, out))
     s = settings.normalize
     arch = ArchConfig.from_settings(s, settings.preprocess)
@@ -286,9 +310,9 @@ def run_normalize(settings: Settings, *, subject: str, data_dir: str | Path,
                             template.subject),
             n.TAG_RUN_KEY: key, n.TAG_WARM_START: str(s.warm_start).lower(),
             **fingerprint_tags("normalize")}
-    store = Store(configured=settings.tracking.uri)
-    with store.start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
-                         params=_params(settings), flush_every=_FLUSH_EVERY) as run:
+    runs: Tracker = tracker or Store(configured=settings.tracking.uri)
+    with runs.start_run(EXPERIMENT_NORMALIZER, run_name=f"normalize-{subject}", tags=tags,
+                        params=_params(settings), flush_every=_FLUSH_EVERY) as run:
         state, seconds = _train_and_log(
             model, frames_to_tensor(template.images), frames_to_tensor(data.images), cfg, seed,
             work, key, run, f"normalize {subject}" if progress else None)

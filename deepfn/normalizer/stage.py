@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepfn.config.settings import Settings
+from deepfn.errors import DeepFNError
 from deepfn.normalizer.jobs import WORK_DIR, run_normalize, run_pretrain
 from deepfn.stage import Stage
 
@@ -28,6 +29,10 @@ def _pretrain(s: Settings, progress: bool, *, template: Path, out: Path,
 
 def _normalize(s: Settings, progress: bool, *, subject: str, data: Path, template: Path,
                pretrained: Path, out: Path | None = None, work_dir: Path | None = None) -> str:
+    if s.compute.engine == "ray":  # the cluster runs them: docs/cluster.md
+        raise DeepFNError("compute.engine: ray runs the normalizers on the Ray cluster: run "
+                          "`deepfn fanout normalize`, then `dvc repro` (or set compute.engine: "
+                          "local to train them here)")
     info = run_normalize(s, subject=subject, data_dir=data, template_dir=template,
                          pretrained=pretrained,
                          out=out or Path("models/normalizers") / f"{subject}.pt",

@@ -157,9 +157,13 @@ def test_local_cluster_listens_on_loopback_only(ray_cluster: RayCluster) -> None
     me = psutil.Process()
     procs = [me, *me.children(recursive=True)]
     assert worker in {p.pid for p in procs}
-    listening = [(p.name(), c.laddr.ip, c.laddr.port)
-                 for p in procs for c in p.net_connections("inet")
-                 if c.status == psutil.CONN_LISTEN]
+    listening = []
+    for p in procs:
+        try:
+            listening += [(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections("inet")
+                          if c.status == psutil.CONN_LISTEN]
+        except psutil.Error:  # a process that ended meanwhile
+            continue
     names = {name for name, _, _ in listening}
     assert {"gcs_server", "raylet"} <= names, listening
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for _, ip, _ in listening), listening
