@@ -350,8 +350,8 @@ class TrackingSettings(_Section):
 
 class ComputeSettings(_Section):
     """Where the stages compute: the device (resolved once per stage by
-    ``deepfn.compute.device``) and the engine that runs the per-subject normalizers
-    (``deepfn.compute.engine``; docs/cluster.md).  None of these enters a run key: the resolved
+    ``deepfn.compute.device``) and the engine that runs the per-subject normalizers, the
+    experiments' model jobs and the tuning workers (``deepfn.compute.engine``; docs/cluster.md).  None of these enters a run key: the resolved
     device type does (``cpu`` | ``cuda``), and the engine does not change a number.
     """
 
@@ -361,8 +361,10 @@ class ComputeSettings(_Section):
     )
     engine: Literal["local", "ray"] = Field(
         "local", description="`local`: `dvc repro` runs each normalize@subject stage in turn "
-                             "(`make run`) | `ray`: `deepfn fanout normalize` runs the stale ones "
-                             "as Ray tasks, then `dvc repro` goes on (docs/cluster.md).")
+                             "and the experiments' jobs on this machine (`make run`) | `ray`: "
+                             "`deepfn fanout normalize` runs the stale normalizers as Ray tasks, "
+                             "then `dvc repro` goes on; `experiments` sends its model jobs and "
+                             "`tune` its Optuna workers to the cluster (docs/cluster.md).")
     address: str | None = Field(
         None, description="The Ray cluster for `engine: ray`: null = start a local one on "
                           "127.0.0.1 | `auto` = join the cluster `ray start` runs on this machine "

@@ -248,13 +248,13 @@ def fit_normalizer(model: DeepFNAutoencoder, template: Tensor, subject: Tensor |
             pending.clear()
 
     with _progress(progress, cfg.iterations, state.iteration) as advance:
-        it = state.iteration
+        it = start = state.iteration
         while it < cfg.iterations:
             if stop_after is not None and it >= stop_after:
                 break
             pending.append(_step(model, opt, template, subject, cfg, generator, compute))
             it += 1
-            if it == state.iteration + 1:
+            if it == start + 1:  # once, after the first step (state.iteration moves on flush)
                 _warn_if_long(compute, speed.elapsed(), cfg.iterations - it)
             logs = it % cfg.log_every == 0 or it == cfg.iterations
             saves = checkpoint is not None and (it % cfg.checkpoint_every == 0
