@@ -63,12 +63,12 @@ def _same(a: dict[str, JobResult], b: dict[str, JobResult]) -> bool:
         and a[k].tests == b[k].tests for k in a)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--models", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ray_jobs.json"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         jobs = _jobs(synthetic_corpus(Path(tmp)), args.models, args.epochs)
         local = make_strategy("auto", 0, len(jobs))

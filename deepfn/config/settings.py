@@ -351,8 +351,9 @@ class TrackingSettings(_Section):
 class ComputeSettings(_Section):
     """Where the stages compute: the device (resolved once per stage by
     ``deepfn.compute.device``) and the engine that runs the per-subject normalizers, the
-    experiments' model jobs and the tuning workers (``deepfn.compute.engine``; docs/cluster.md).  None of these enters a run key: the resolved
-    device type does (``cpu`` | ``cuda``), and the engine does not change a number.
+    experiments' model jobs and the tuning workers (``deepfn.compute.engine``; docs/cluster.md).
+    None of these enters a run key: the resolved device type does (``cpu`` | ``cuda``), and the
+    engine does not change a number.
     """
 
     device: str = Field(

@@ -32,7 +32,8 @@ TASK_TITLE = b"ray::train_task"  # a Ray worker's process title while it runs ou
 
 def _settings(engine: str, **experiments: object) -> Settings:
     base = {"groups": GROUPS, "repetitions": 1, "epochs": 1, "batch_size": 16, "n_train": 2,
-            "n_val": 1, "strategy": "sequential", "precision": "fp32"}
+            "n_val": 1, "strategy": "sequential", "precision": "fp32",
+            "normalizations": ("original", "deepfn")}
     return settings_from_dict({"profile": "smoke", "compute": {"engine": engine,
                                                                "device": "cpu"},
                                "experiments": {**base, **experiments}})

@@ -191,9 +191,11 @@ def test_a_cpu_run_projected_past_an_hour_warns_with_the_projection(caplog):
     with caplog.at_level(logging.WARNING, logger=train_mod.__name__):
         _run(cfg, None)
     assert not caplog.records                                 # 3 tiny steps: seconds
-    long = NormalizerTrainConfig(iterations=50_000_000, batch_size=4, precision="fp32")
+    # log_every=1: losses are read back after every step, and it still warns once
+    long = NormalizerTrainConfig(iterations=50_000_000, batch_size=4, precision="fp32",
+                                 log_every=1)
     with caplog.at_level(logging.WARNING, logger=train_mod.__name__):
-        _run(long, None, stop_after=2)
+        _run(long, None, stop_after=4)
     (rec,) = caplog.records
     assert "49999999 more iterations" in rec.getMessage() and "hours" in rec.getMessage()
     assert "compute.device" in rec.getMessage()
