@@ -134,7 +134,7 @@ class RayStrategy(Strategy):
 
     name = "ray"
 
-    def __init__(self, cluster: RayCluster, device: str = "cpu", *, ensemble: bool = False
+    def __init__(self, cluster: RayCluster, device: str, *, ensemble: bool = False
                  ) -> None:
         self.cluster, self.device = cluster, device
         self.ensemble = ensemble or device.startswith("cuda")

@@ -43,7 +43,8 @@ from pathlib import Path
 
 from deepfn.errors import DeepFNError
 
-__all__ = ["Postgres", "pg_bindir", "backend_uri", "mlflow_command", "serve", "stop", "main"]
+__all__ = ["Postgres", "pg_bindir", "backend_uri", "mlflow_command", "serve", "stop",
+           "wait_healthy", "main"]
 
 DB_USER = "deepfn"
 DB_NAME = "mlflow"
@@ -162,7 +163,8 @@ def _create_schema(backend: str, artifacts: Path) -> None:
     SqlAlchemyStore(backend, artifacts.as_uri()).engine.dispose()  # type: ignore[no-untyped-call]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Until ``url``/health answers 200; one line when ``proc`` exits first or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -219,7 +221,7 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 5001, pg_port: int
                                 env=env, start_new_session=True)  # Ctrl-C reaches us alone
         (pg.root / "mlflow.pid").write_text(f"{proc.pid}\n")
         url = f"http://{host}:{port}"
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         print(f"MLflow tracking server on {url} (PostgreSQL 127.0.0.1:{pg_port}, artifacts "
               f"{artifacts}); on every node that logs runs:\n"
               f"  export MLFLOW_TRACKING_URI={url}\nCtrl-C stops it.", flush=True)

@@ -6,12 +6,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from deepfn.errors import DeepFNError
+from deepfn.tracking.server import wait_healthy
 
 
 @pytest.fixture
@@ -65,19 +66,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "--artifacts-destination", (root / "artifacts").as_uri()],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("mlflow server exited:\n" + _tail(root / "server.log"))
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server not healthy after 180 s:\n" + _tail(root / "server.log"))
-            time.sleep(0.5)
+        try:
+            wait_healthy(url, proc, timeout=180)
+        except DeepFNError as exc:
+            pytest.fail(f"{exc}:\n" + _tail(root / "server.log"))
         yield url
     finally:
         _stop(proc)
