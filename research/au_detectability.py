@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from deepfn.au.metrics import au_metrics
-from deepfn.au.protocol import TEST, TRAIN, VAL, draw_split, frame_parts
+from deepfn.au.protocol import TEST, TRAIN, VAL, cross_person_parts, draw_split, frame_parts
 from deepfn.au.trainer import ClassifierTrainConfig, fit_classifier, part_tensors, predict
 from deepfn.compute.device import Compute
 from deepfn.config.settings import ExperimentsSettings, PreprocessSettings
@@ -97,13 +97,13 @@ def per_participant_f1(cdir: str, subjects, model, bf16: bool, thr, block=None):
     return float(np.mean(pos_f1)), float(np.mean(all_f1)), per_au
 
 
-def fit_with_curve(cdir, train, val, tests, cfg, seed, block):
+def fit_with_curve(cdir, train, val, tests, cfg, seed, block, parts=((TRAIN,), (VAL,))):
     """:func:`fit_classifier` on ``train``/``val`` with every epoch's model scored on ``tests``:
     ``(FitResult, curve)``, ``curve[e - 1]`` = the test F1 (over AUs with test positives) that
     a run of ``e`` epochs would report (its best validation epoch among the first ``e``; with
     a constant learning rate a shorter run is the same trajectory cut short)."""
-    x, y, _ = part_tensors(cdir, train, TRAIN, AUS)
-    xv, yv, _ = part_tensors(cdir, val, VAL, AUS)
+    x, y, _ = part_tensors(cdir, train, parts[0], AUS)
+    xv, yv, _ = part_tensors(cdir, val, parts[1], AUS)
     per_epoch, val_loss = [], []
 
     def score(epoch, model, thr):
@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="person-dependent models on this many test subjects per repetition")
     ap.add_argument("--min-level", type=int, default=1,
                     help="recode occurrence as intensity level >= this (BP4D-like: 1)")
+    ap.add_argument("--whole", action="store_true",
+                    help="experiments.subject_frames: whole (the independent model reads every "
+                         "frame of its train and validation subjects)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -168,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         split = draw_split({"others": roster}, "person", r, exp).groups["others"]
         t0 = time.perf_counter()
         fr, curve, n_x = fit_with_curve(cdir, split.train, split.val, split.test, cfg, r,
-                                        args.block)
+                                        args.block, cross_person_parts(
+                                            "whole" if args.whole else "parts"))
         dt = time.perf_counter() - t0
         f1p, f1a, pau = per_participant_f1(cdir, split.test, fr.model, True, fr.thresholds,
                                             args.block)

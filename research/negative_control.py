@@ -1,7 +1,8 @@
 """Negative control of the person gap: the same experiment with and without identity.
 
     .venv/bin/python research/negative_control.py [--repetitions 5] [--profile PROFILE] \\
-        [--epochs N] [--work DIR] [--out research/results/negative_control.json]
+        [--epochs N] [--set KEY=VALUE ...] [--work DIR] \\
+        [--out research/results/negative_control.json]
 
 For each ``synthesize.identity_strength`` in (1, 0) and each protocol it renders the roster of
 ``params.yaml``, preprocesses it, picks the template, runs only the person split on original images
@@ -22,10 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from deepfn.errors import DeepFNError
 from deepfn.utils.io import write_json
 
-PROTOCOLS = {"paper": False, "matched": True}  # protocol -> experiments.match_frames
+# protocol -> its experiments overrides (matched: one subject's train part for every model)
+PROTOCOLS: dict[str, dict[str, object]] = {
+    "paper": {"experiments.match_frames": False},
+    "matched": {"experiments.match_frames": True, "experiments.subject_frames": "parts"},
+}
 
 
 def run_one(strength: float, protocol: str, work: Path, args: argparse.Namespace) -> dict:
@@ -39,12 +46,14 @@ def run_one(strength: float, protocol: str, work: Path, args: argparse.Namespace
 
     overrides = {"synthesize.identity_strength": strength,
                  "experiments.groups": ["person"], "experiments.normalizations": ["original"],
-                 "experiments.repetitions": args.repetitions,
-                 "experiments.match_frames": PROTOCOLS[protocol]}
+                 "experiments.repetitions": args.repetitions, **PROTOCOLS[protocol]}
     if args.profile:
         overrides["profile"] = args.profile
     if args.epochs:
         overrides["experiments.epochs"] = args.epochs
+    for item in args.set:  # --set experiments.thresholds=fixed
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
     s = load_settings(args.params, overrides)
     t0 = time.perf_counter()
     syn = s.synthesize
@@ -89,7 +98,7 @@ def _body(args: argparse.Namespace) -> None:
         "benchmark": "negative control: person gap with and without identity",
         "config": {"profile": args.profile or "params file", "repetitions": args.repetitions,
                    "epochs": args.epochs or "profile", "groups": ["person"],
-                   "protocols": {k: {"match_frames": v} for k, v in PROTOCOLS.items()},
+                   "protocols": PROTOCOLS, "set": args.set,
                    "normalizations": ["original"]},
         "results": rows})
     print(f"wrote {args.out}")
@@ -105,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="paper: dependent models on one subject's frames, independent on "
                         "n_train subjects' (equal steps); matched: every model on one subject's "
                         "worth of frames (experiments.match_frames)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a params override for every run, e.g. experiments.thresholds=fixed "
+                        "(repeatable)")
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir); "
                    "rerunning with the same one resumes (finished runs are skipped)")
     p.add_argument("--out", default="research/results/negative_control.json")

@@ -343,7 +343,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
     """
     # the trainer imports the settings (pydantic): only this job-level entry point needs it
     from deepfn.au.metrics import participant_rows, positive_rate
-    from deepfn.au.protocol import TEST, TRAIN, VAL
+    from deepfn.au.protocol import TEST
     from deepfn.au.trainer import JobResult, SubjectCache, part_tensors, pos_weight
 
     t0 = time.perf_counter()
@@ -359,12 +359,12 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
     bank = FrameBank()
     cache = SubjectCache() if cache is None else cache
 
-    def rows_of(job: TrainJob, subjects: Sequence[str], part: int, stride: int = 1
-                ) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    def rows_of(job: TrainJob, subjects: Sequence[str], parts: tuple[int, ...],
+                stride: int = 1) -> tuple[Tensor, np.ndarray, np.ndarray]:
         rs, ys, ps = [], [], []
         for s in subjects:  # part_tensors per subject = part_tensors of all, concatenated
-            x, y, p = part_tensors(job.corpus_dir, [s], part, job.aus, stride, cache=cache)
-            rs.append(bank.add((job.corpus_dir, s, part, stride), x))
+            x, y, p = part_tensors(job.corpus_dir, [s], parts, job.aus, stride, cache=cache)
+            rs.append(bank.add((job.corpus_dir, s, parts, stride), x))
             ys.append(y)
             ps.append(p)
         return torch.cat(rs), np.concatenate(ys), np.concatenate(ps)
@@ -372,8 +372,8 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
     specs, no_pos, tests_rows, train_rates = [], [], [], []
     for j in jobs:
         cfg = j.config
-        tr, y, _ = rows_of(j, j.train, TRAIN, cfg.train_stride)
-        vr, yv, _ = rows_of(j, j.val, VAL)
+        tr, y, _ = rows_of(j, j.train, j.train_parts, cfg.train_stride)
+        vr, yv, _ = rows_of(j, j.val, j.val_parts)
         y_train = torch.from_numpy(y.astype(np.float32))
         specs.append(ModelSpec(tr, y_train, vr, yv, j.seed, cfg.epochs, cfg.batch_size, cfg.lr,
                                cfg.beta1, cfg.beta2, cfg.weight_decay, cfg.threshold,
@@ -381,7 +381,7 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
                                cfg.tune_thresholds, cfg.flip))
         no_pos.append([f"AU{a:02d}" for a in np.asarray(j.aus)[(y == 1).sum(0) == 0]])
         train_rates.append(positive_rate(y))
-        tests_rows.append([(g, *rows_of(j, subjects, TEST)) for g, subjects in j.tests])
+        tests_rows.append([(g, *rows_of(j, subjects, (TEST,))) for g, subjects in j.tests])
     frames = bank.tensor(compute.device)
     fit = fit_ensemble(frames, specs, n_aus, compute)
     # every (job, test group) at once: concatenate a job's groups, split after

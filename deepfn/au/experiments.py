@@ -48,7 +48,13 @@ from rich.progress import (
 )
 
 from deepfn import tracking
-from deepfn.au.protocol import Evaluation, ModelPlan, plan_models
+from deepfn.au.protocol import (
+    Evaluation,
+    ModelPlan,
+    cross_person_parts,
+    model_parts,
+    plan_models,
+)
 from deepfn.au.runs import (
     condition_tags,
     finish_parents,
@@ -83,23 +89,28 @@ STAGE = "experiments"
 AU = tracking.EXPERIMENT_AU
 
 
-def train_budget(exp: ExperimentsSettings, n_train_subjects: int) -> tuple[int, int]:
+def train_budget(exp: ExperimentsSettings, n_train_subjects: int,
+                 frame_ratio: float = 1.0) -> tuple[int, int]:
     """``(epochs, frame stride)`` of a model trained on ``n_train_subjects`` subjects.
 
-    ``experiments.epochs`` is the budget of a model on ``n_train`` subjects.  With
-    ``equal_steps`` (the default) a model on fewer subjects -- a person-dependent model trains
-    on one -- runs ``n_train / n_train_subjects`` times as many epochs, so every model takes
-    about the same number of Adam steps; otherwise a dependent model would get a quarter of
-    the optimisation of an independent one and the gap would measure training time, not
-    identity (research/negative_control.py, docs/protocol.md).  With ``match_frames`` every
-    model trains on one subject's worth of frames instead (every ``n_train_subjects``-th train
-    frame of each subject), so the epochs stay as they are.
+    ``experiments.epochs`` is the budget of a cross-person model on ``n_train`` subjects.  With
+    ``equal_steps`` (the default) a model on fewer frames -- a person-dependent model trains on
+    one subject's train part -- runs ``n_train / n_train_subjects * frame_ratio`` times as
+    many epochs (rounded), where ``frame_ratio`` is the frames a cross-person model reads of a
+    subject over the frames this model reads (1 with ``subject_frames: parts``; whole subject
+    over train part with ``whole``), so every model takes about the same number of Adam steps;
+    otherwise a dependent model would get a fraction of the optimisation of an independent one
+    and the gap would measure training time, not identity (research/negative_control.py,
+    docs/protocol.md).  With ``match_frames`` every model trains on one subject's worth of
+    frames instead (every ``n_train_subjects``-th train frame of each subject), so the epochs
+    stay as they are.
     """
     if exp.match_frames:
         return exp.epochs, max(n_train_subjects, 1)
-    if not exp.equal_steps or n_train_subjects >= exp.n_train:
+    scale = exp.n_train / max(n_train_subjects, 1) * frame_ratio
+    if not exp.equal_steps or scale <= 1.0:
         return exp.epochs, 1
-    return exp.epochs * max(1, round(exp.n_train / max(n_train_subjects, 1))), 1
+    return max(exp.epochs, round(exp.epochs * scale)), 1
 
 
 def read_template(path: str | Path) -> str:
@@ -254,11 +265,21 @@ def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str,
     pool; results do not depend on order), and the strategy that runs them on ``device``
     (resolved ``compute.device``) -- as Ray tasks on ``cluster`` when one is given."""
     todo = [m for m in p.models if any(k not in resumed.finished for k in m.run_keys)]
-    frames = {(n, s): count_train_frames(d, s) for n, d in p.corpus.items() for s in p.used}
-    budget = {m.model_key: train_budget(exp, len(m.plan.train)) for m in todo}
-    images = {m.model_key: budget[m.model_key][0] * sum(frames[m.plan.normalization, s]
-                                                        for s in m.plan.train)
-              // budget[m.model_key][1] for m in todo}
+    parts = {m.model_key: model_parts(m.plan, exp.subject_frames) for m in todo}
+    cross = cross_person_parts(exp.subject_frames)[0]  # what a cross-person model trains on
+    frames = {(n, s, ps): count_train_frames(p.corpus[n], s, ps)
+              for m in todo for n in (m.plan.normalization,) for s in m.plan.train
+              for ps in {parts[m.model_key][0], cross}}
+
+    def ratio(m: _Model) -> float:  # frames per subject of a cross-person model / this one's
+        own = parts[m.model_key][0]
+        return sum(frames[m.plan.normalization, s, cross] for s in m.plan.train) / max(
+            1, sum(frames[m.plan.normalization, s, own] for s in m.plan.train))
+
+    budget = {m.model_key: train_budget(exp, len(m.plan.train), ratio(m)) for m in todo}
+    images = {m.model_key: budget[m.model_key][0] * sum(
+        frames[m.plan.normalization, s, parts[m.model_key][0]] for s in m.plan.train)
+        // budget[m.model_key][1] for m in todo}
     strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()), device,
                              cluster)
     cfg = ClassifierTrainConfig.from_settings(
@@ -267,7 +288,8 @@ def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str,
     jobs = [TrainJob(m.model_key, p.corpus[m.plan.normalization], m.plan.train, m.plan.val,
                      tuple((ev.test_group, ev.test_subjects) for ev in m.plan.evaluations),
                      m.plan.aus, m.plan.seed, replace(cfg, epochs=budget[m.model_key][0],
-                                                          train_stride=budget[m.model_key][1]))
+                                                          train_stride=budget[m.model_key][1]),
+                     *parts[m.model_key])
             for m in sorted(todo, key=lambda m: -images[m.model_key])]
     return Jobs(todo, jobs, strategy, cfg.compile)
 

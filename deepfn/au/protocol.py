@@ -15,6 +15,7 @@ See ``docs/protocol.md`` for the rules in prose.
   train, 6 validation, 7-8 test.  So every part holds a stretch of every task (and its AUs),
   and test frames never touch train frames.  Never random frames (neighbours would leak).
   Sequences named ``train`` / ``val`` / ``test`` are that part as a whole (explicit layouts).
+  Which parts a model reads: :func:`model_parts` (``experiments.subject_frames``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from deepfn.errors import DeepFNError
 __all__ = [
     "PARTS", "TRAIN", "VAL", "TEST", "N_BLOCKS", "segment_parts", "frame_parts", "split_aus",
     "group_pools", "check_pools", "split_seed", "GroupSplit", "Split", "draw_split", "Evaluation",
-    "ModelPlan", "dependent_subjects", "plan_models",
+    "ModelPlan", "dependent_subjects", "plan_models", "ALL_PARTS", "model_parts",
+    "cross_person_parts",
 ]
+
+ALL_PARTS: tuple[int, ...] = (TRAIN, VAL, TEST)
 
 def split_aus(group: str) -> tuple[int, ...]:
     """The AUs a split evaluates: the 5 shared DISFA AUs for ``dataset``, else all 12."""
@@ -150,6 +154,25 @@ class ModelPlan:
     train: tuple[str, ...]
     val: tuple[str, ...]
     evaluations: tuple[Evaluation, ...]
+
+
+def model_parts(plan: ModelPlan, subject_frames: str
+                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(train parts, validation parts)`` a model reads of its train / validation subjects.
+
+    With ``subject_frames: whole`` a cross-person model -- none of its train or validation
+    subjects is one of its test subjects -- reads every frame of them (paper §4.3: four
+    participants train, two validate); a person-dependent model, and every model with
+    ``parts``, reads the train part of its train subjects and the validation part of its
+    validation subjects, so its own test frames stay unseen.  Tests always read test parts.
+    """
+    tested = {s for ev in plan.evaluations for s in ev.test_subjects}
+    return cross_person_parts("parts" if tested & {*plan.train, *plan.val} else subject_frames)
+
+
+def cross_person_parts(subject_frames: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(train parts, validation parts)`` of a cross-person model (:func:`model_parts`)."""
+    return (ALL_PARTS, ALL_PARTS) if subject_frames == "whole" else ((TRAIN,), (VAL,))
 
 
 def _model_seed(split: Split, who: str) -> int:

@@ -148,8 +148,9 @@ def warm_up(n_aus: int, image_size: int, bf16: bool, batch_size: int = 64) -> No
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One model: train on the train part of ``train``, select on the val part of ``val``, test
-    on the test part of each ``tests`` entry ``(test_group, subjects)``."""
+    """One model: train on the ``train_parts`` of ``train`` (the train part by default), select
+    on the ``val_parts`` of ``val`` (the val part), test on the test part of each ``tests``
+    entry ``(test_group, subjects)`` (:func:`deepfn.au.protocol.model_parts`)."""
 
     key: str
     corpus_dir: str
@@ -159,6 +160,8 @@ class TrainJob:
     aus: tuple[int, ...]
     seed: int
     config: ClassifierTrainConfig = ClassifierTrainConfig()
+    train_parts: tuple[int, ...] = (TRAIN,)
+    val_parts: tuple[int, ...] = (VAL,)
 
 
 @dataclass
@@ -209,22 +212,24 @@ class SubjectCache:
         return len(self._subjects)
 
 
-def count_train_frames(corpus_dir: str, subject: str) -> int:
-    """Train-part frames of a subject, reading only its small sequence/frame arrays."""
+def count_train_frames(corpus_dir: str, subject: str, parts: Sequence[int] = (TRAIN,)) -> int:
+    """Frames of a subject in ``parts`` (the train part), reading only its small sequence/frame
+    arrays."""
     path = f"{corpus_dir}/{subject}.npz"
     try:
         with np.load(path, allow_pickle=False) as z:
-            return int((frame_parts(z["sequence"], z["frame"]) == TRAIN).sum())
+            return int(np.isin(frame_parts(z["sequence"], z["frame"]), parts).sum())
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise DeepFNError(f"{path}: corrupt subject file ({exc.__class__.__name__}); "
                           "delete it and rerun the stage that writes it") from exc
 
 
-def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Sequence[int],
-                 stride: int = 1, *, cache: SubjectCache | None = None
+def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int | Sequence[int],
+                 aus: Sequence[int], stride: int = 1, *, cache: SubjectCache | None = None
                  ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """``(x, labels, participant)`` of one part of some subjects (every ``stride``-th frame),
-    each subject from ``cache`` (None: read from disk).
+    """``(x, labels, participant)`` of one part -- or several, each subject's frames in file
+    order -- of some subjects (every ``stride``-th frame), each subject from ``cache`` (None:
+    read from disk).
 
     x float32 (N, 1, H, W) standardized per image (see :func:`standardize`), channels-last;
     labels int8 (N, A) in {-1, 0, 1} for the ``aus`` columns; participant (N,) subject id.
@@ -232,11 +237,13 @@ def part_tensors(corpus_dir: str, subjects: Sequence[str], part: int, aus: Seque
     load = read_subject_tensors if cache is None else cache.get
     cols = [AUS.index(a) for a in aus]
     xs, ys, ps = [], [], []
+    wanted = (part,) if isinstance(part, int) else tuple(part)
     for s in subjects:
         t = load(corpus_dir, s)
-        sel = np.flatnonzero(t.parts == part)[::stride]
+        sel = np.flatnonzero(np.isin(t.parts, wanted))[::stride]
         if len(sel) == 0:
-            raise DeepFNError(f"{corpus_dir}/{s}.npz: subject {s} has no {PARTS[part]} frames "
+            names = "/".join(PARTS[p] for p in wanted)
+            raise DeepFNError(f"{corpus_dir}/{s}.npz: subject {s} has no {names} frames "
                               "(deepfn.au.protocol.frame_parts); regenerate the corpus")
         xs.append(t.images[torch.from_numpy(sel)])
         ys.append(t.occurrence[sel][:, cols])
@@ -352,9 +359,9 @@ def train_job(job: TrainJob, cache: SubjectCache | None = None) -> JobResult:
     cfg = job.config
     cache = SubjectCache() if cache is None else cache
     au_names = [f"AU{a:02d}" for a in job.aus]
-    x, y_np, _ = part_tensors(job.corpus_dir, job.train, TRAIN, job.aus, cfg.train_stride,
-                              cache=cache)
-    xv, yv, _ = part_tensors(job.corpus_dir, job.val, VAL, job.aus, cache=cache)
+    x, y_np, _ = part_tensors(job.corpus_dir, job.train, job.train_parts, job.aus,
+                              cfg.train_stride, cache=cache)
+    xv, yv, _ = part_tensors(job.corpus_dir, job.val, job.val_parts, job.aus, cache=cache)
     no_pos = [au_names[j] for j in np.flatnonzero((y_np == 1).sum(0) == 0)]
     res = fit_classifier(x, torch.from_numpy(y_np.astype(np.float32)), xv, yv, len(job.aus),
                          cfg, job.seed)

@@ -225,7 +225,15 @@ class ExperimentsSettings(_Section):
                           "Adam steps (docs/protocol.md). Paper: false.")
     match_frames: bool = Field(
         False, description="Every model trains on one subject's worth of frames (the negative "
-                           "control's clean protocol; not the paper's).")
+                           "control's clean protocol; not the paper's). Needs `subject_frames: "
+                           "parts`.")
+    subject_frames: Literal["parts", "whole"] = Field(
+        "parts", description="What a model reads of train and validation subjects that are not "
+                             "its test subjects: `parts` = their train / validation parts "
+                             "(blocks 1-5 / 6 of each task) | `whole` = every frame (paper "
+                             "§4.3: four participants train, two validate). Person-dependent "
+                             "models read the subject's own train / validation parts either "
+                             "way; every model is tested on test parts (docs/protocol.md).")
     batch_size: int = Field(64, ge=1, le=4096, description="Training batch size (paper: 64).")
     lr: float = Field(5.0e-5, gt=0.0, le=1.0, description="Adam learning rate (paper: 5e-5).")
     beta1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta1 (paper: 0.5).")
@@ -277,6 +285,13 @@ class ExperimentsSettings(_Section):
         if not v or len(set(v)) != len(v):
             raise ValueError("must be a non-empty list without repeats")
         return v
+
+    @model_validator(mode="after")
+    def _frames(self) -> ExperimentsSettings:
+        if self.match_frames and self.subject_frames != "parts":
+            raise ValueError("match_frames: true gives every model one subject's train part; "
+                             "set subject_frames: parts, or match_frames: false")
+        return self
 
 
 class StatsSettings(_Section):

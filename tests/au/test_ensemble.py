@@ -17,6 +17,7 @@ from deepfn.au.ensemble import (
     group_jobs,
     train_jobs,
 )
+from deepfn.au.protocol import ALL_PARTS
 from deepfn.au.strategies import EnsembleStrategy, make_strategy
 from deepfn.au.trainer import ClassifierTrainConfig, TrainJob, train_job
 from deepfn.compute.device import resolve_compute
@@ -44,6 +45,9 @@ def _jobs(corpora) -> list[TrainJob]:
                  cfg(batch_size=24, weight_decay=1e-3, train_stride=2)),
         TrainJob("d", root, ("M004", "F001"), ("SN002",), (("all", ("F003", "SN003")),),
                  tuple(AUS), 3, cfg(epochs=4, batch_size=7, lr=1e-3, beta1=0.9)),
+        # subject_frames: whole -- every part of the train and validation subjects
+        TrainJob("w", root, ("F001", "M001"), ("F002", "M002"), TESTS, tuple(AUS), 6,
+                 cfg(epochs=2), ALL_PARTS, ALL_PARTS),
     ]
 
 
@@ -114,7 +118,7 @@ def test_group_jobs_splits_by_shape_and_size(corpora) -> None:
     disfa = TrainJob("e", jobs[0].corpus_dir, ("SN001",), ("SN002",), (("D", ("SN003",)),),
                      tuple(DISFA_AUS), 1, jobs[0].config)
     groups = group_jobs([*jobs, disfa], max_models=3)
-    assert [[j.key for j in g] for g in groups] == [["a", "b", "c"], ["d"], ["e"]]
+    assert [[j.key for j in g] for g in groups] == [["a", "b", "c"], ["d", "w"], ["e"]]
     with pytest.raises(ValueError, match="group_jobs"):
         train_jobs([jobs[0], disfa])
 

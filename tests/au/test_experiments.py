@@ -121,11 +121,12 @@ def test_person_dependent_and_independent_share_test_frames(stage) -> None:
 
 
 def test_dependent_models_get_as_many_steps_as_independent_ones(stage) -> None:
-    """equal_steps: a person-dependent model (1 subject) runs n_train (2) x the epochs."""
+    """equal_steps: a person-dependent model (1 subject's train part: 16 of its 32 frames) runs
+    n_train (2) x 32 / 16 x the epochs of a cross-person model (subject_frames: whole)."""
     c = tracking.Store(stage["uri"]).client
     epochs = {r.data.tags["evaluation"]: len(c.get_metric_history(r.info.run_id, "train_loss"))
               for r in stage["runs"] if r.data.tags["group"] == "person"}
-    assert epochs == {"independent": 1, "dependent": 2}
+    assert epochs == {"independent": 1, "dependent": 4}
 
 
 def test_run_keys_follow_result_settings_only(corpora) -> None:
@@ -145,11 +146,56 @@ def test_train_budget() -> None:
     exp = smoke_settings(epochs=3).experiments  # n_train 2
     assert [train_budget(exp, n)[0] for n in (1, 2, 3)] == [6, 3, 3]
     off = smoke_settings(epochs=3, equal_steps=False).experiments
-    matched = smoke_settings(epochs=3, match_frames=True).experiments
+    matched = smoke_settings(epochs=3, match_frames=True, subject_frames="parts").experiments
     assert train_budget(off, 1)[0] == train_budget(matched, 1)[0] == 3
     # strides: all frames unless match_frames, then one subject's worth
     assert [train_budget(exp, n)[1] for n in (1, 2)] == [1, 1]
     assert [train_budget(matched, n) for n in (1, 2)] == [(3, 1), (3, 2)]
+    # subject_frames whole: a dependent model reads 5/8 of what a cross-person model reads of
+    # a subject, so it runs 8/5 x more again: 3 x 2 x 1.6 = 9.6 -> 10 epochs
+    assert train_budget(exp, 1, 1.6)[0] == 10
+    assert train_budget(exp, 2, 1.0)[0] == train_budget(off, 1, 1.6)[0] == 3
+
+
+def test_whole_subjects_feed_cross_person_models_every_frame(corpora, mlflow_store) -> None:
+    """subject_frames: whole -- the independent and gender models read all parts of their train
+    and validation subjects; a person-dependent model keeps to its own train/val parts and runs
+    the epochs that give it the Adam steps of a cross-person model."""
+    from deepfn.au.protocol import ALL_PARTS, TRAIN, VAL
+    from deepfn.au.trainer import count_train_frames
+
+    settings = smoke_settings(groups=GROUPS, epochs=2, subject_frames="whole")
+    p = experiments.plan(settings, corpora["original"], corpora["normalized"],
+                         corpora["template"], "cpu")
+    work = experiments.build_jobs(p, experiments.resume(p, settings, mlflow_store),
+                                  settings.experiments, "cpu")
+    by_name = {m.model_key: m.plan for m in work.todo}
+    cross = [j for j in work.jobs if len(by_name[j.key].train) == 2]
+    dependent = [j for j in work.jobs if len(by_name[j.key].train) == 1]
+    assert len(cross) == 6 and len(dependent) == 10  # person others + gender F, M; x2 methods
+    assert all(j.train_parts == j.val_parts == ALL_PARTS and j.config.epochs == 2
+               for j in cross)
+    for j in dependent:
+        (s,) = j.train
+        assert (j.train_parts, j.val_parts) == ((TRAIN,), (VAL,)) and j.val == j.train
+        ratio = count_train_frames(j.corpus_dir, s, ALL_PARTS) / count_train_frames(
+            j.corpus_dir, s)
+        assert j.config.epochs == round(2 * 2 * ratio) > 2 * 2
+    parts = smoke_settings(groups=GROUPS, subject_frames="parts")
+    p = experiments.plan(parts, corpora["original"], corpora["normalized"],
+                         corpora["template"], "cpu")
+    jobs = experiments.build_jobs(p, experiments.resume(p, parts, mlflow_store),
+                                  parts.experiments, "cpu").jobs
+    assert {(j.train_parts, j.val_parts) for j in jobs} == {((TRAIN,), (VAL,))}
+
+
+def test_whole_subjects_change_the_run_keys(corpora) -> None:
+    def keys(**changes: object) -> set[str]:
+        p = experiments.plan(smoke_settings(groups=GROUPS, **changes), corpora["original"],
+                             corpora["normalized"], corpora["template"], "cpu")
+        return {k for m in p.models for k in m.run_keys}
+
+    assert not keys(subject_frames="whole") & keys(subject_frames="parts")
 
 
 class Interrupted(Exception):

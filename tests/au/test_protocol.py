@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from deepfn.au.protocol import (
+    ALL_PARTS,
     TEST,
     TRAIN,
     VAL,
     draw_split,
     frame_parts,
     group_pools,
+    model_parts,
     plan_models,
     segment_parts,
     split_seed,
@@ -156,3 +158,21 @@ def test_dependent_subjects_draws_that_many_per_repetition_the_same_for_every_no
              if ev.evaluation == "independent"]
     assert all(len(ev.test_subjects) == len(every[ev.repetition, ev.normalization])
                for ev in indep)
+
+
+@pytest.mark.parametrize("frames", ["parts", "whole"])
+def test_model_parts_keep_every_models_test_frames_unseen(subjects, frames: str) -> None:
+    """`whole`: cross-person models read every part of their train/val subjects; a person-
+    dependent model reads its own train/val parts; no model reads a test subject's test part
+    for training or selection."""
+    exp = smoke_settings(groups=["person", "gender", "dataset"], subject_frames=frames,
+                         repetitions=2).experiments
+    for p in plan_models(subjects, TEMPLATE, exp):
+        train, val = model_parts(p, frames)
+        tested = {s for ev in p.evaluations for s in ev.test_subjects}
+        if tested & {*p.train, *p.val}:
+            assert (train, val) == ((TRAIN,), (VAL,)) and p.train == p.val == tuple(tested)
+        else:
+            assert (train, val) == ((ALL_PARTS, ALL_PARTS) if frames == "whole"
+                                    else ((TRAIN,), (VAL,)))
+        assert TEST not in train + val or not tested & {*p.train, *p.val}

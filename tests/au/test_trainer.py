@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepfn.au.protocol import ALL_PARTS, TEST, TRAIN, VAL, frame_parts
 from deepfn.au.strategies import (
     POOL_MIN_IMAGES,
     ProcessStrategy,
@@ -23,12 +24,13 @@ from deepfn.au.trainer import (
     JobResult,
     SubjectCache,
     TrainJob,
+    count_train_frames,
     fit_classifier,
     part_tensors,
     pos_weight,
     train_job,
 )
-from deepfn.data.corpus import AUS, DISFA_AUS, write_subject
+from deepfn.data.corpus import AUS, DISFA_AUS, read_subject, write_subject
 from tests.au.conftest import make_subject
 
 
@@ -50,6 +52,22 @@ def test_parts_are_the_protocol_parts(corpora) -> None:
     x2, y2, who2 = part_tensors(str(corpora["original"]), ("F001", "SN001"), 0, DISFA_AUS, 2)
     assert x2.shape == (16, 1, 32, 32) and (who2 == "F001").sum() == 8
     assert torch.equal(x2[:8], x[:16:2]) and (y2[:8] == y[:16:2]).all()
+
+
+def test_several_parts_are_each_subjects_frames_in_file_order(corpora) -> None:
+    """subject_frames: whole reads every part: all 32 frames of each subject, in file order;
+    count_train_frames counts the same frames."""
+    root = str(corpora["original"])
+    x, y, who = part_tensors(root, ("F001", "SN001"), ALL_PARTS, DISFA_AUS)
+    assert x.shape == (64, 1, 32, 32) and (who == "F001").sum() == 32
+    d = read_subject(root, "F001")
+    cols = [AUS.index(a) for a in DISFA_AUS]
+    assert (y[:32] == d.occurrence[:, cols]).all()
+    x_tr, _, _ = part_tensors(root, ("F001",), (TRAIN, VAL), DISFA_AUS)
+    parts = frame_parts(d.sequence, d.frame)
+    assert torch.equal(x_tr, x[:32][torch.from_numpy(np.flatnonzero(parts != TEST))])
+    assert [count_train_frames(root, "F001", p) for p in ((TRAIN,), ALL_PARTS, (TEST,))] == \
+        [16, 32, 8]
 
 
 def test_au_without_positive_training_labels_is_reported(corpora) -> None:

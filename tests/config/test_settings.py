@@ -60,6 +60,9 @@ def test_settings_are_frozen() -> None:
         ({"template": {"subject": "F999"}}, "template.subject 'F999' is not in"),
         ({"profile": "paper", "normalize": {"finetune": "decoder_subject"}},
          "normalize.finetune: decoder_subject keeps E and D^y from the warm start"),
+        ({"experiments": {"match_frames": True, "subject_frames": "whole"}},
+         "experiments: match_frames: true gives every model one subject's train part; set "
+         "subject_frames: parts"),
     ],
 )
 def test_bad_params_fail_with_one_line_naming_the_key(raw: dict, needle: str) -> None:
