@@ -263,6 +263,7 @@ def part_ensemble(compute_mod, device: str, tiny: bool, budget_s: float) -> dict
     lenet_mod = model_module("au", "lenet")
     metrics_mod = model_module("au", "metrics")
     ens = model_module("au", "ensemble")
+    train_config = model_module("au", "config").ClassifierTrainConfig
     c = resolve(compute_mod, device, "bf16")
     if tiny:
         size, n_train, n_val, epochs, ks, loop_models = 16, 64, 16, 2, (1, 4, 8), 2
@@ -308,8 +309,10 @@ def part_ensemble(compute_mod, device: str, tiny: bool, budget_s: float) -> dict
         for k in range(k_models):
             tr, va = sets(k)
             specs.append(ens.ModelSpec(tr, labels[tr], va, labels[va].numpy().astype(np.int8),
-                                       seed=k, epochs=epochs, batch_size=bs, lr=1e-3))
-        warm = [dataclasses.replace(s, epochs=1) for s in specs]
+                                       seed=k, config=train_config(
+                                           epochs=epochs, batch_size=bs, lr=1e-3)))
+        warm = [dataclasses.replace(s, config=dataclasses.replace(s.config, epochs=1))
+                for s in specs]
         ens.fit_ensemble(bank, warm, n_aus, c)  # warm-up: autotuning for this K
         c.synchronize()
         t0 = time.perf_counter()

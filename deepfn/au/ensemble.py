@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
+from deepfn.au.config import ClassifierTrainConfig
 from deepfn.au.lenet import LeNet5, masked_bce_with_logits
 from deepfn.au.metrics import tune_thresholds, validation_f1
 from deepfn.compute.device import Compute, resolve_compute
@@ -58,23 +59,17 @@ Params = dict[str, Tensor]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of an ensemble: its data (rows of the :class:`FrameBank`) and settings."""
+    """One model of an ensemble: its data (rows of the :class:`FrameBank`) and the job's
+    optimisation settings (the fields the one-model trainer reads; ``precision``, ``compile``,
+    ``device`` and ``train_stride`` are the ensemble's or the caller's business)."""
 
     train_rows: Tensor  # int64 (N,) bank rows of the train frames, in the trainer's order
     train_labels: Tensor  # float (N, A) in {-1, 0, 1}
     val_rows: Tensor  # int64 (V,)
     val_labels: np.ndarray  # int8 (V, A)
     seed: int
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    beta1: float = 0.5
-    beta2: float = 0.999
-    weight_decay: float = 0.0
-    threshold: float = 0.5
+    config: ClassifierTrainConfig = ClassifierTrainConfig()
     pos_weight: Tensor | None = None  # (A,) class-balanced BCE (trainer.pos_weight); None = 1
-    tune_thresholds: bool = False  # per-AU thresholds tuned on the validation part
-    flip: bool = False  # mirror a random half of the train frames each epoch (as the trainer)
 
 
 @dataclass
@@ -146,11 +141,11 @@ class _StackedAdam:
         dev = p0.device
         f64 = torch.float64
         self.params = params
-        self.lr = torch.tensor([s.lr for s in specs], dtype=f64, device=dev)
-        self.b1 = torch.tensor([s.beta1 for s in specs], dtype=f64, device=dev)
-        self.b2 = torch.tensor([s.beta2 for s in specs], dtype=f64, device=dev)
-        self.wd = torch.tensor([s.weight_decay for s in specs], dtype=p0.dtype, device=dev)
-        self.any_wd = any(s.weight_decay for s in specs)
+        self.lr = torch.tensor([s.config.lr for s in specs], dtype=f64, device=dev)
+        self.b1 = torch.tensor([s.config.beta1 for s in specs], dtype=f64, device=dev)
+        self.b2 = torch.tensor([s.config.beta2 for s in specs], dtype=f64, device=dev)
+        self.wd = torch.tensor([s.config.weight_decay for s in specs], dtype=p0.dtype, device=dev)
+        self.any_wd = any(s.config.weight_decay for s in specs)
         self.eps = eps
         self.step_count = torch.zeros(len(specs), dtype=f64, device=dev)
         self.m = {k: torch.zeros_like(v) for k, v in params.items()}
@@ -187,20 +182,20 @@ def _epoch_index(specs: Sequence[ModelSpec], gens: Sequence[torch.Generator],
     Model k draws ``randperm(N_k)`` from its own generator (if it trains this epoch) and takes
     batches ``perm[i:i + bs_k]`` -- the trainer's batches, the last one partial; with ``flip``
     it then draws the trainer's ``rand(N_k) < 0.5`` mirror flags, by position in the epoch."""
-    big_b = max(s.batch_size for s in specs)
+    big_b = max(s.config.batch_size for s in specs)
     blocks: list[tuple[Tensor, Tensor] | None] = []
     steps = 0
     for s, g in zip(specs, gens, strict=True):
-        if epoch > s.epochs:
+        if epoch > s.config.epochs:
             blocks.append(None)
             continue
-        n, bs = len(s.train_rows), s.batch_size
+        n, bs = len(s.train_rows), s.config.batch_size
         k_steps = math.ceil(n / bs)
         perm = torch.randperm(n, generator=g)
         block = torch.full((k_steps * bs,), -1, dtype=torch.int64)
         block[:n] = perm
         mirror = torch.zeros(k_steps * bs, dtype=torch.bool)
-        if s.flip:
+        if s.config.flip:
             mirror[:n] = torch.rand(n, generator=g) < 0.5
         blocks.append((block.view(k_steps, bs), mirror.view(k_steps, bs)))
         steps = max(steps, k_steps)
@@ -271,15 +266,15 @@ def fit_ensemble(bank: Tensor, specs: Sequence[ModelSpec], n_aus: int,
         return masked_bce_with_logits(logits, y, w)
 
     batched_loss = vmap(loss_fn)
-    any_flip = any(s.flip for s in specs)
+    any_flip = any(s.config.flip for s in specs)
     losses: list[list[float]] = [[] for _ in specs]
     val_f1: list[list[float]] = [[] for _ in specs]
     best_f1 = [-math.inf] * k_models
     best_epoch = [0] * k_models
-    fixed = [np.full(n_aus, s.threshold) for s in specs]
+    fixed = [np.full(n_aus, s.config.threshold) for s in specs]
     best_thr = list(fixed)
     best = {k: v.detach().clone() for k, v in params.items()}
-    for epoch in range(1, max(s.epochs for s in specs) + 1):
+    for epoch in range(1, max(s.config.epochs for s in specs) + 1):
         idx, flips = _epoch_index(specs, gens, epoch)
         idx, flips = idx.to(dev), flips.to(dev)  # one upload per epoch
         total = torch.zeros(k_models, device=dev)
@@ -296,7 +291,7 @@ def fit_ensemble(bank: Tensor, specs: Sequence[ModelSpec], n_aus: int,
             loss.sum().backward()  # models are independent: each gets its own gradient
             opt.step(valid.any(1))
             total += loss.detach() * valid.sum(1)
-        training = [k for k, s in enumerate(specs) if epoch <= s.epochs]
+        training = [k for k, s in enumerate(specs) if epoch <= s.config.epochs]
         sel = torch.tensor(training, device=dev)
         sub = {k: v.detach()[sel] for k, v in params.items()}
         probs = predict_ensemble(sub, base, bank, [specs[k].val_rows for k in training], compute)
@@ -304,8 +299,9 @@ def fit_ensemble(bank: Tensor, specs: Sequence[ModelSpec], n_aus: int,
         improved = []
         for j, k in enumerate(training):
             losses[k].append(total_cpu[k])
-            thr = (tune_thresholds(specs[k].val_labels, probs[j], specs[k].threshold)
-                   if specs[k].tune_thresholds else fixed[k])
+            cfg = specs[k].config
+            thr = (tune_thresholds(specs[k].val_labels, probs[j], cfg.threshold)
+                   if cfg.tune_thresholds else fixed[k])
             f1 = validation_f1(specs[k].val_labels, probs[j], thr)
             val_f1[k].append(f1)
             if best_epoch[k] == 0 or (not math.isnan(f1) and f1 > best_f1[k]):
@@ -375,10 +371,8 @@ def train_jobs(jobs: Sequence[TrainJob], compute: Compute | None = None, *,
         tr, y, _ = rows_of(j, j.train, j.train_parts, cfg.train_stride)
         vr, yv, _ = rows_of(j, j.val, j.val_parts)
         y_train = torch.from_numpy(y.astype(np.float32))
-        specs.append(ModelSpec(tr, y_train, vr, yv, j.seed, cfg.epochs, cfg.batch_size, cfg.lr,
-                               cfg.beta1, cfg.beta2, cfg.weight_decay, cfg.threshold,
-                               pos_weight(y_train) if cfg.class_balance else None,
-                               cfg.tune_thresholds, cfg.flip))
+        specs.append(ModelSpec(tr, y_train, vr, yv, j.seed, cfg,
+                               pos_weight(y_train) if cfg.class_balance else None))
         no_pos.append([f"AU{a:02d}" for a in np.asarray(j.aus)[(y == 1).sum(0) == 0]])
         train_rates.append(positive_rate(y))
         tests_rows.append([(g, *rows_of(j, subjects, (TEST,))) for g, subjects in j.tests])

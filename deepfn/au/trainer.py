@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepfn.au.config import ClassifierTrainConfig
 from deepfn.au.lenet import LeNet5, masked_bce_with_logits
 from deepfn.au.metrics import participant_rows, positive_rate, tune_thresholds, validation_f1
 from deepfn.au.protocol import PARTS, TEST, TRAIN, VAL, frame_parts
 from deepfn.compute.device import Compute
-from deepfn.config.settings import ExperimentsSettings
 from deepfn.data.corpus import AUS, read_subject
 from deepfn.errors import DeepFNError
 
@@ -49,38 +49,6 @@ COMPILE_MIN_IMAGES = 60_000
 # model's training labels, at most this much (an AU with a handful of positives would otherwise
 # dominate the loss).
 POS_WEIGHT_MAX = 10.0
-
-
-@dataclass(frozen=True)
-class ClassifierTrainConfig:
-    """The optimisation settings of a job (from ``experiments``)."""
-
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    beta1: float = 0.5
-    beta2: float = 0.999
-    weight_decay: float = 0.0
-    threshold: float = 0.5
-    precision: str = "bf16"
-    class_balance: bool = False  # BCE pos_weight per AU from the training labels (pos_weight)
-    tune_thresholds: bool = False  # per-AU thresholds chosen on the validation part
-    flip: bool = False  # mirror a random half of the training frames each epoch
-    compile: bool = False  # torch.compile the training forward (see :func:`should_compile`)
-    train_stride: int = 1  # train on every k-th train frame of each subject (match_frames)
-    device: str = "cpu"  # a resolved torch device ("cpu", "cuda:0"): deepfn.compute.device
-
-    @classmethod
-    def from_settings(cls, exp: ExperimentsSettings, compile: bool = False,
-                      device: str = "cpu") -> ClassifierTrainConfig:
-        return cls(exp.epochs, exp.batch_size, exp.lr, exp.beta1, exp.beta2, exp.weight_decay,
-                   exp.threshold, exp.precision, exp.class_balance,
-                   exp.thresholds == "validation", exp.flip, compile, device=device)
-
-    @property
-    def compute(self) -> Compute:
-        """Where and in which precision this job computes."""
-        return Compute(torch.device(self.device), "bf16" if self.precision == "bf16" else "fp32")
 
 
 def should_compile(images_per_worker: float) -> bool:

@@ -56,9 +56,9 @@ RESULT: dict[str, frozenset[str]] = {
         "mean_face", "center_input", "finetune", "init", "precision", "rotation", "scale",
         "translation", "warp_grid", "warp_strength", "seed"}),
     "experiments": frozenset({
-        "epochs", "equal_steps", "match_frames", "batch_size", "lr", "beta1", "beta2",
-        "weight_decay", "n_train", "n_val", "threshold", "thresholds", "class_balance", "flip",
-        "precision", "seed"}),
+        "epochs", "equal_steps", "match_frames", "subject_frames", "batch_size", "lr", "beta1",
+        "beta2", "weight_decay", "n_train", "n_val", "threshold", "thresholds", "class_balance",
+        "flip", "precision", "seed"}),
 }
 NEUTRAL: dict[str, frozenset[str]] = {
     "preprocess": frozenset(),

@@ -141,13 +141,13 @@ def test_stacked_adam_is_k_torch_adams_and_skips_inactive_models() -> None:
     w = torch.randn(3, 4, 5)
     specs = [ModelSpec(torch.zeros(1, dtype=torch.int64), torch.zeros(1, 1),
                        torch.zeros(1, dtype=torch.int64), np.zeros((1, 1), np.int8), 0,
-                       lr=lr, beta1=b1, weight_decay=wd)
+                       ClassifierTrainConfig(lr=lr, beta1=b1, weight_decay=wd))
              for lr, b1, wd in ((1e-2, 0.5, 0.0), (3e-3, 0.9, 1e-2), (1e-3, 0.7, 0.0))]
     stacked = {"w": w.clone().requires_grad_()}
     opt = _StackedAdam(stacked, specs)
     refs = [w[k].clone().requires_grad_() for k in range(3)]
-    ref_opts = [torch.optim.Adam([r], lr=s.lr, betas=(s.beta1, s.beta2),
-                                 weight_decay=s.weight_decay)
+    ref_opts = [torch.optim.Adam([r], lr=s.config.lr, betas=(s.config.beta1, s.config.beta2),
+                                 weight_decay=s.config.weight_decay)
                 for r, s in zip(refs, specs, strict=True)]
     schedule = [(1, 1, 1), (1, 0, 1), (0, 0, 1), (1, 1, 1), (1, 1, 0)]
     for step, act in enumerate(schedule):
@@ -170,8 +170,8 @@ def test_fit_ensemble_selects_each_models_own_best_epoch() -> None:
     y = (torch.rand(60, 2, generator=g) < 0.5).float()
     yv_pos = y[40:].numpy().astype(np.int8)
     yv_none = np.zeros_like(yv_pos)
-    specs = [ModelSpec(torch.arange(40), y[:40], torch.arange(40, 60), yv, seed, epochs=4,
-                       batch_size=8, lr=1e-2)
+    specs = [ModelSpec(torch.arange(40), y[:40], torch.arange(40, 60), yv, seed,
+                       ClassifierTrainConfig(epochs=4, batch_size=8, lr=1e-2))
              for yv, seed in ((yv_pos, 0), (yv_none, 1))]
     fit = fit_ensemble(bank, specs, 2)
     assert all(math.isnan(v) for v in fit.val_f1[1]) and fit.best_epoch[1] == 1
