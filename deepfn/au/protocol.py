@@ -42,6 +42,7 @@ __all__ = [
 
 ALL_PARTS: tuple[int, ...] = (TRAIN, VAL, TEST)
 
+
 def split_aus(group: str) -> tuple[int, ...]:
     """The AUs a split evaluates: the 5 shared DISFA AUs for ``dataset``, else all 12."""
     return DISFA_AUS if group == "dataset" else AUS
