@@ -8,6 +8,8 @@ AU24 is never active, so every model meets an AU without positive training label
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +105,26 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+class Interrupted(Exception):
+    """Stands in for a kill inside the experiments stage."""
+
+
+@contextmanager
+def logging_killed_after(n_runs: int) -> Iterator[None]:
+    """Within the block the experiments stage's ``log_evaluation`` logs ``n_runs`` runs, then
+    raises :class:`Interrupted` (a process killed mid-stage); restored on leaving."""
+    from deepfn.au import experiments
+
+    real, calls = experiments.log_evaluation, []
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        if len(calls) == n_runs:
+            raise Interrupted("killed")
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiments, "log_evaluation", flaky)
+        yield

@@ -17,7 +17,7 @@ from deepfn.au.runs import search_runs
 from deepfn.tracking.provenance import TAG_CODE_FINGERPRINT, code_fingerprint
 from pipelines.experiments import main
 
-from .conftest import TEMPLATE, smoke_settings
+from .conftest import TEMPLATE, Interrupted, logging_killed_after, smoke_settings
 
 GROUPS = ["person", "gender"]
 # person: 1 independent + 5 dependent models, gender: 2 models (x2 evaluations); x2 normalizations
@@ -198,27 +198,13 @@ def test_whole_subjects_change_the_run_keys(corpora) -> None:
     assert not keys(subject_frames="whole") & keys(subject_frames="parts")
 
 
-class Interrupted(Exception):
-    pass
-
-
-def test_interrupted_run_resumes_to_the_same_runs(corpora, stage, mlflow_store, tmp_path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_run_resumes_to_the_same_runs(corpora, stage, mlflow_store,
+                                                  tmp_path) -> None:
     out = tmp_path / "experiments.json"
-    real, calls = experiments.log_evaluation, []
-
-    def flaky(*args, **kwargs):
-        if len(calls) == 7:
-            raise Interrupted("killed")
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(experiments, "log_evaluation", flaky)
-    with pytest.raises(Interrupted):
+    with logging_killed_after(7), pytest.raises(Interrupted):
         run_experiments(_settings(), corpora["original"], corpora["normalized"],
                         corpora["template"], out, progress=False)
     assert not out.exists()
-    monkeypatch.setattr(experiments, "log_evaluation", real)
     done = {r.data.tags["run_key"] for r in _model_runs(mlflow_store)}
     assert len(done) == 7
     # a hard kill can leave a RUNNING run behind: it must be marked KILLED and redone

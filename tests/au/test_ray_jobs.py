@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from deepfn import tracking
-from deepfn.au import experiments
 from deepfn.au.experiments import run_experiments
 from deepfn.au.ray_jobs import RayStrategy, batches, put_subjects, subjects_of, train_task
 from deepfn.au.runs import search_runs
@@ -24,6 +23,7 @@ from deepfn.au.trainer import ClassifierTrainConfig, TrainJob, train_job
 from deepfn.config.load import settings_from_dict
 from deepfn.config.settings import Settings
 from deepfn.tracking import names
+from tests.au.conftest import Interrupted, logging_killed_after
 
 GROUPS = ["person", "gender"]
 N_RUNS = 20  # 16 models (tests/au/test_experiments.py)
@@ -183,26 +183,12 @@ def test_a_killed_worker_is_retried_without_lost_or_duplicated_runs(ray_cluster,
     assert {r["run_key"] for r in m["runs"]} == got.keys()
 
 
-class Interrupted(Exception):
-    pass
-
-
-def test_a_killed_driver_resumes_where_it_stopped(ray_cluster, corpora, local, tmp_path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_killed_driver_resumes_where_it_stopped(ray_cluster, corpora, local,
+                                                  tmp_path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    real, calls = experiments.log_evaluation, []
-
-    def flaky(*args, **kwargs):
-        if len(calls) == 7:
-            raise Interrupted("driver killed")
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(experiments, "log_evaluation", flaky)
-    with pytest.raises(Interrupted):
+    with logging_killed_after(7), pytest.raises(Interrupted):
         _run(_settings("ray"), corpora, tmp_path, uri)
     assert len(_runs(uri)) == 7  # what came back before the kill is kept
-    monkeypatch.setattr(experiments, "log_evaluation", real)
     m = _run(_settings("ray"), corpora, tmp_path, uri)
     assert m["counts"]["runs_logged"] == N_RUNS - 7 and m["counts"]["runs_skipped"] == 7
     assert _runs(uri).keys() == local.keys()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,16 +32,23 @@ def store(blank_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st
     return copy_store(blank_db, tmp_path, monkeypatch)
 
 
+def make_synthetic_db(blank_db: Path, tmp_path_factory: pytest.TempPathFactory, name: str,
+                      **kwargs: Any) -> tuple[Path, list[dict[str, object]]]:
+    """A copy of the blank store filled by :func:`write_synthetic_store` (``kwargs``): its path
+    and the manifest entries."""
+    db = tmp_path_factory.mktemp(name) / "mlflow.db"
+    shutil.copyfile(blank_db, db)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+        entries = write_synthetic_store(f"sqlite:///{db}", **kwargs)
+    return db, entries
+
+
 @pytest.fixture(scope="session")
 def synthetic_db(blank_db: Path, tmp_path_factory: pytest.TempPathFactory
                  ) -> tuple[Path, list[dict[str, object]]]:
     """28 synthetic model runs (1 repetition, all splits) around the paper's means."""
-    db = tmp_path_factory.mktemp("synthetic") / "mlflow.db"
-    shutil.copyfile(blank_db, db)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-        entries = write_synthetic_store(f"sqlite:///{db}", repetitions=1, seed=1)
-    return db, entries
+    return make_synthetic_db(blank_db, tmp_path_factory, "synthetic", repetitions=1, seed=1)
 
 
 def write_manifest(path: Path, uri: str, entries: list[dict[str, object]]) -> Path:

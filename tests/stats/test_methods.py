@@ -5,7 +5,6 @@ and 4 methods."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,8 @@ from deepfn.stats.tables import (
     with_conditions,
 )
 from deepfn.stats.tests import holm
-from tests.stats.synthetic_runs import write_synthetic_store
 
-from .conftest import copy_store, write_manifest
+from .conftest import copy_store, make_synthetic_db, write_manifest
 
 FOUR = ("original", "deepfn", "person_mean", "person_median")
 
@@ -37,13 +35,8 @@ FOUR = ("original", "deepfn", "person_mean", "person_median")
 def four_db(blank_db: Path, tmp_path_factory: pytest.TempPathFactory
             ) -> tuple[Path, list[dict[str, object]]]:
     """56 synthetic model runs: 1 repetition, all splits, all four methods."""
-    db = tmp_path_factory.mktemp("four") / "mlflow.db"
-    shutil.copyfile(blank_db, db)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-        entries = write_synthetic_store(f"sqlite:///{db}", repetitions=1, seed=2,
-                                        normalizations=FOUR)
-    return db, entries
+    return make_synthetic_db(blank_db, tmp_path_factory, "four", repetitions=1, seed=2,
+                             normalizations=FOUR)
 
 
 @pytest.fixture
