@@ -267,9 +267,9 @@ def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str,
     todo = [m for m in p.models if any(k not in resumed.finished for k in m.run_keys)]
     parts = {m.model_key: model_parts(m.plan, exp.subject_frames) for m in todo}
     cross = cross_person_parts(exp.subject_frames)[0]  # what a cross-person model trains on
-    frames = {(n, s, ps): count_train_frames(p.corpus[n], s, ps)
-              for m in todo for n in (m.plan.normalization,) for s in m.plan.train
+    needed = {(m.plan.normalization, s, ps) for m in todo for s in m.plan.train
               for ps in {parts[m.model_key][0], cross}}
+    frames = {(n, s, ps): count_train_frames(p.corpus[n], s, ps) for n, s, ps in needed}
 
     def ratio(m: _Model) -> float:  # frames per subject of a cross-person model / this one's
         own = parts[m.model_key][0]

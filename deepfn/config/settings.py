@@ -258,7 +258,8 @@ class ExperimentsSettings(_Section):
     thresholds: Literal["fixed", "validation"] = Field(
         "fixed", description="`fixed`: `threshold` for every AU (paper) | `validation`: per AU "
                              "the threshold (0.05..0.95) with the best F1 on the model's "
-                             "validation part, chosen with the best epoch (docs/protocol.md).")
+                             "validation frames (see `subject_frames`), chosen with the best "
+                             "epoch (docs/protocol.md).")
     flip: bool = Field(
         False, description="Augmentation: each epoch mirrors a random half of the training "
                            "frames left-right. Paper: false.")
