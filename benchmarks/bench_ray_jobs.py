@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         jobs = _jobs(synthetic_corpus(Path(tmp)), args.models, args.epochs)
-        local = make_strategy("auto", 0, len(jobs))
+        local = make_strategy("auto", 0, len(jobs), device=jobs[0].config.device)
         local_s, want = _timed(local, jobs)
         t0 = time.perf_counter()
         with ray_session(None, num_cpus=available_cores()) as cluster:

@@ -104,7 +104,7 @@ def run_trainer(jobs: list[TrainJob]) -> dict:
         images += res.images
 
     cfg = jobs[0].config
-    strategy = make_strategy("auto", 0, len(jobs))
+    strategy = make_strategy("auto", 0, len(jobs), device=cfg.device)
     warm = ((len(AUS), 64, cfg.precision == "bf16", cfg.batch_size),) if cfg.compile else ()
     t0 = time.perf_counter()
     strategy.start(warm)

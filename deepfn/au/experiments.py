@@ -280,8 +280,8 @@ def build_jobs(p: Plan, resumed: Resumed, exp: ExperimentsSettings, device: str,
     images = {m.model_key: budget[m.model_key][0] * sum(
         frames[m.plan.normalization, s, parts[m.model_key][0]] for s in m.plan.train)
         // budget[m.model_key][1] for m in todo}
-    strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()), device,
-                             cluster)
+    strategy = make_strategy(exp.strategy, exp.workers, len(todo), sum(images.values()),
+                             device=device, cluster=cluster)
     cfg = ClassifierTrainConfig.from_settings(
         exp, compile=should_compile(sum(images.values()) / strategy.workers)
         and strategy.name != "ensemble", device=device)

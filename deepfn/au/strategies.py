@@ -224,8 +224,8 @@ STRATEGIES: dict[str, type[Strategy]] = {"sequential": SequentialStrategy,
                                          "ensemble": EnsembleStrategy}
 
 
-def make_strategy(name: str, workers: int, n_jobs: int, images: float = math.inf,
-                  device: str = "cpu", cluster: RayCluster | None = None) -> Strategy:
+def make_strategy(name: str, workers: int, n_jobs: int, images: float = math.inf, *,
+                  device: str, cluster: RayCluster | None = None) -> Strategy:
     """Resolve ``experiments.strategy`` / ``experiments.workers`` (0 = one per core) for a run of
     ``n_jobs`` models and ``images`` training images in all on ``device`` (resolved, e.g.
     ``cuda:0``); with a Ray ``cluster`` (``compute.engine: ray``) the ``ray`` strategy on it."""

@@ -110,12 +110,13 @@ def test_process_strategy_matches_a_job_run_alone(corpora, precision: str) -> No
 
 
 def test_auto_strategy() -> None:
-    assert make_strategy("auto", 1, 10).name == "sequential"
-    assert make_strategy("auto", 2, 1).name == "sequential"
-    assert make_strategy("auto", 2, 10).name == "process"
-    assert make_strategy("auto", 2, 10, images=POOL_MIN_IMAGES).name == "process"
-    assert make_strategy("auto", 2, 10, images=POOL_MIN_IMAGES - 1).name == "sequential"
-    assert make_strategy("sequential", 0, 10).name == "sequential"
+    assert make_strategy("auto", 1, 10, device="cpu").name == "sequential"
+    assert make_strategy("auto", 2, 1, device="cpu").name == "sequential"
+    assert make_strategy("auto", 2, 10, device="cpu").name == "process"
+    assert make_strategy("auto", 2, 10, images=POOL_MIN_IMAGES, device="cpu").name == "process"
+    assert make_strategy("auto", 2, 10, images=POOL_MIN_IMAGES - 1,
+                         device="cpu").name == "sequential"
+    assert make_strategy("sequential", 0, 10, device="cpu").name == "sequential"
 
 
 def test_compiled_training_matches_eager_and_reuses_one_graph(corpora) -> None:
